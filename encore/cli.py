@@ -1,0 +1,132 @@
+"""The ``encore`` command. Each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+app = typer.Typer(
+    help="Encore: event-driven streaming music recommender.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def up(
+    workers: Annotated[int | None, typer.Option(help="Stream worker processes.")] = None,
+    demo: Annotated[bool | None, typer.Option(help="Load the demo catalog if empty.")] = None,
+    api_port: Annotated[int | None, typer.Option(help="API port (0: a free one).")] = None,
+) -> None:
+    """Run the whole system: embedded broker and Redis unless configured, workers, API."""
+    from encore.stack import run_stack
+    from models.settings import load_settings
+
+    settings = load_settings()
+    if workers is not None:
+        settings.run.workers = workers
+    if demo is not None:
+        settings.run.demo = demo
+    if api_port is not None:
+        settings.api.port = api_port
+    sys.exit(run_stack(settings))
+
+
+@app.command()
+def worker() -> None:
+    """Run one stream worker process (Faust agents) against the configured broker and Redis."""
+    from streams.worker import run_worker
+
+    from models.settings import load_settings
+
+    run_worker(load_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the API server (uvicorn) against the configured Redis, broker and artifacts."""
+    from api.server import serve
+    from models.settings import load_settings
+
+    serve(load_settings())
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of a record (one event or a batch), generated from the models."""
+    from models.events import json_schema
+
+    text = orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode()
+    if out:
+        out.write_text(text + "\n")
+    else:
+        typer.echo(text)
+
+
+@app.command("settings")
+def settings_cmd() -> None:
+    """Print every setting (environment variable, default, meaning) as a markdown table."""
+    from models.settings import settings_table
+
+    typer.echo(settings_table())
+
+
+@app.command()
+def topics() -> None:
+    """Create the input and dead-letter topics on the configured broker (idempotent)."""
+    from encore.services import create_topics
+    from models.settings import load_settings
+    from models.topics import all_topics
+
+    s = load_settings()
+    if not s.kafka.bootstrap:
+        raise typer.BadParameter("set ENCORE_KAFKA_BOOTSTRAP")
+    made = asyncio.run(
+        create_topics(
+            s.kafka.bootstrap, all_topics(), s.kafka.partitions, s.kafka.replication_factor
+        )
+    )
+    typer.echo(f"created: {', '.join(made) or 'nothing (all exist)'}")
+
+
+class Dataset(StrEnum):
+    """Datasets ``encore load`` understands."""
+
+    demo = "demo"
+    lastfm_2k = "lastfm-2k"
+    movielens_100k = "movielens-100k"
+
+
+@app.command()
+def load(
+    dataset: Annotated[Dataset, typer.Argument(help="Which dataset.")],
+    path: Annotated[Path | None, typer.Argument(help="Dataset folder (lastfm-2k).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Load at most this many interactions.")] = None,
+) -> None:
+    """Turn a dataset into events on the topics: catalog first, then interactions."""
+    from encore.loading import load_dataset
+    from models.settings import load_settings
+
+    s = load_settings()
+    if not s.kafka.bootstrap:
+        raise typer.BadParameter("set ENCORE_KAFKA_BOOTSTRAP (or use `encore up`)")
+    n_tracks, n_events = asyncio.run(load_dataset(s, dataset.value, path, limit))
+    typer.echo(f"loaded {n_tracks} tracks and {n_events} interactions from {dataset.value}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

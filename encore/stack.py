@@ -1,0 +1,156 @@
+"""``encore up``: the whole system in one command.
+
+With no ``ENCORE_KAFKA_BOOTSTRAP`` / ``ENCORE_REDIS_URL`` it starts the embedded
+broker and a Redis server on free loopback ports; then it creates the topics,
+starts the stream workers and the API as child processes, loads the demo
+catalog into an empty system, and waits. Ctrl-C (or SIGTERM) stops everything it
+started, in reverse order, by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from encore.services import Proc, ServiceError, create_topics, spawn, start_broker, start_redis
+from models.settings import Settings
+from models.topics import all_topics
+
+
+class Stack:
+    """Processes started by ``encore up``, stopped in reverse order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_dir = Path(settings.run.dir).resolve()
+        self.procs: list[Proc] = []
+        self.env: dict[str, str] = {}
+        self.embedded_broker = False
+
+    def start_infra(self) -> None:
+        """Start (or adopt) the broker and Redis."""
+        s = self.settings
+        if s.kafka.bootstrap:
+            self.env["ENCORE_KAFKA_BOOTSTRAP"] = s.kafka.bootstrap
+        else:
+            broker = start_broker(self.run_dir, binary=s.run.tansu_bin)
+            self.procs.append(broker)
+            self.embedded_broker = True
+            self.env["ENCORE_KAFKA_BOOTSTRAP"] = s.kafka.bootstrap = broker.address
+            print(f"broker   {broker.address} (embedded, memory storage, pid {broker.pid})")
+        if s.redis.url:
+            self.env["ENCORE_REDIS_URL"] = s.redis.url.get_secret_value()
+        else:
+            redis = start_redis(self.run_dir, binary=s.run.redis_bin)
+            self.procs.append(redis)
+            self.env["ENCORE_REDIS_URL"] = redis.address
+            from pydantic import SecretStr
+
+            s.redis.url = SecretStr(redis.address)
+            print(f"redis    {redis.address} (embedded, pid {redis.pid})")
+        made = asyncio.run(
+            create_topics(
+                self.env["ENCORE_KAFKA_BOOTSTRAP"],
+                all_topics(),
+                s.kafka.partitions,
+                s.kafka.replication_factor,
+            )
+        )
+        if made:
+            print(f"topics   created {', '.join(made)}")
+
+    def start_apps(self) -> str:
+        """Start workers and the API; returns the API base URL once it answers."""
+        s = self.settings
+        env = {**self.env, "ENCORE_ARTIFACTS_ROOT": str(Path(s.artifacts.root).resolve())}
+        exe = [sys.executable, "-m", "encore.cli"]
+        for i in range(s.run.workers):
+            self.procs.append(spawn(f"worker-{i}", [*exe, "worker"], self.run_dir, env=env))
+        port = s.api.port or _free()
+        env["ENCORE_API_PORT"] = str(port)
+        api = spawn("api", [*exe, "api"], self.run_dir, env=env)
+        self.procs.append(api)
+        url = f"http://{s.api.host}:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not api.alive():
+                raise ServiceError(f"the API exited:\n{api.tail()}")
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServiceError(f"the API did not answer on {url}:\n{api.tail()}")
+
+    def stop(self) -> None:
+        """Stop every process we started, newest first."""
+        for proc in reversed(self.procs):
+            code = proc.stop()
+            print(f"stopped  {proc.name} (pid {proc.pid}, exit {code})")
+        self.procs.clear()
+
+    def watch(self) -> int:
+        """Block until a signal or a child dies; returns the exit code for ``encore up``."""
+        stopping = {"signal": 0}
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            stopping["signal"] = signum
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stopping["signal"]:
+            for proc in self.procs:
+                if not proc.alive():
+                    print(
+                        f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}",
+                        file=sys.stderr,
+                    )
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+
+def _free() -> int:
+    from encore.services import free_port
+
+    return free_port()
+
+
+def run_stack(settings: Settings) -> int:
+    """Run until Ctrl-C; returns the process exit code."""
+    stack = Stack(settings)
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        stack.start_infra()
+        if settings.run.demo:
+            _load_demo(settings, fresh_broker=stack.embedded_broker)
+        url = stack.start_apps()
+        print(f"api      {url}  (docs {url}/docs, health {url}/healthz)")
+        print(f"logs     {stack.run_dir / 'logs'}")
+        print("ready. Ctrl-C stops everything.", flush=True)
+        return stack.watch()
+    except ServiceError as exc:
+        print(f"encore up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.stop()
+
+
+def _load_demo(settings: Settings, *, fresh_broker: bool) -> None:
+    """Send the demo catalog to an empty broker (an external one gets it once)."""
+    from encore.loading import load_dataset
+
+    marker = Path(settings.run.dir) / "demo-loaded"
+    if not fresh_broker and marker.exists():
+        return
+    n_tracks, n_events = asyncio.run(load_dataset(settings, "demo", None, progress=False))
+    marker.write_text(f"{n_tracks} {n_events}\n")
+    print(f"demo     {n_tracks} tracks, {n_events} interactions sent to the topics")

@@ -1,0 +1,165 @@
+"""Turn a batch of one partition's events into state writes (pure).
+
+The stream workers and the replay use exactly these functions: read the
+current state, call a ``plan_*`` function, commit the writes atomically with the
+partition's offset. Dedup, trending, bandit and dead-letter counts live under
+the partition's hash tag, so one commit touches one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from models import ops
+from models.bandit import reward
+from models.events import NewTrack
+from models.keys import Keys
+from models.linkhealth import LinkHealth, next_link_health
+from models.ops import Write
+from models.state import FoldConfig, ItemInfo, UserState, apply_interaction
+
+
+@dataclass(frozen=True, slots=True)
+class TrendConfig:
+    """Trending buckets: width and how long buckets are kept (seconds)."""
+
+    bucket_s: int = 300
+    window_s: int = 86_400
+
+
+def dedup_writes(
+    keys: Keys, topic: str, partition: int, accepted: Sequence[tuple[str, int]], window: int
+) -> list[Write]:
+    """Remember applied event ids (score: record offset), keeping the newest ``window``."""
+    if not accepted or window <= 0:
+        return []
+    key = keys.dedup(topic, partition)
+    return [
+        ops.zadd(key, {eid: float(off) for eid, off in accepted}),
+        ops.ztrim_keep_top(key, window),
+    ]
+
+
+def dlq_count_writes(keys: Keys, topic: str, partition: int, reasons: Iterable[str]) -> list[Write]:
+    """Count dead letters per reason, atomically with the offset."""
+    key = keys.dlq_counts(topic, partition)
+    return [ops.hincrby(key, reason, n) for reason, n in sorted(Counter(reasons).items())]
+
+
+def plan_interactions(
+    keys: Keys,
+    partition: int,
+    events: Sequence[Any],
+    users: dict[str, UserState],
+    items: dict[str, ItemInfo],
+    fold: FoldConfig,
+    trend: TrendConfig,
+    model: str,
+) -> list[Write]:
+    """Fold interactions into user states (mutated in place) and return every write."""
+    trending: Counter[tuple[int, str]] = Counter()
+    rewards: dict[str, list[float]] = {}
+    touched: dict[str, UserState] = {}
+    for e in events:
+        state = users.setdefault(e.user_id, UserState())
+        apply_interaction(state, e, items.get(e.track_id, ItemInfo()), fold, model)
+        touched[e.user_id] = state
+        if e.type == "play":
+            bucket = e.occurred_ms // (trend.bucket_s * 1000) * trend.bucket_s
+            trending[(bucket, e.track_id)] += 1
+        if e.context is not None:
+            r = reward(e.type, getattr(e, "completion_ratio", None), fold.full_play)
+            if r is not None:
+                ab = rewards.setdefault(e.context.arm, [0.0, 0.0])
+                ab[0] += r
+                ab[1] += 1.0 - r
+    writes = [ops.hset(keys.user(u), s.to_fields()) for u, s in touched.items()]
+    buckets: dict[int, list[tuple[str, int]]] = {}
+    for (bucket, track), n in sorted(trending.items()):
+        buckets.setdefault(bucket, []).append((track, n))
+    for bucket, counts in buckets.items():
+        key = keys.trending(partition, bucket)
+        writes += [ops.zincrby(key, track, n) for track, n in counts]
+        writes.append(ops.pexpireat(key, (bucket + trend.bucket_s + trend.window_s) * 1000))
+    bandit = keys.bandit(partition)
+    for arm, (a, b) in sorted(rewards.items()):
+        writes += [
+            ops.hincrbyfloat(bandit, f"{arm}:a", round(a, 6)),
+            ops.hincrbyfloat(bandit, f"{arm}:b", round(b, 6)),
+        ]
+    return writes
+
+
+def plan_links(
+    keys: Keys, events: Sequence[Any], states: dict[str, LinkHealth], dead_after: int = 3
+) -> list[Write]:
+    """Advance each track's link-health state machine (``states`` updated in place)."""
+    touched: dict[str, LinkHealth] = {}
+    for e in events:
+        state = next_link_health(states.get(e.track_id, LinkHealth()), e, dead_after=dead_after)
+        states[e.track_id] = touched[e.track_id] = state
+    return [ops.hset(keys.link(t), s.to_fields()) for t, s in touched.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentVectors:
+    """Content of a new track computed before the write (all optional)."""
+
+    text: np.ndarray | None = None
+    collab: np.ndarray | None = None
+    valence: float | None = None
+    arousal: float | None = None
+    audio: np.ndarray | None = None
+    model: str = ""
+
+
+def track_doc(event: NewTrack) -> dict[str, Any]:
+    """The metadata kept for a track."""
+    return event.model_dump(
+        mode="json",
+        exclude={"event_id", "schema_version", "type", "occurred_at"},
+        exclude_none=True,
+    )
+
+
+def plan_tracks(
+    keys: Keys,
+    partition: int,
+    events: Sequence[NewTrack],
+    known: dict[str, int],
+    content: dict[str, ContentVectors],
+) -> list[Write]:
+    """Store catalog metadata and content vectors; register first arrivals as fresh.
+
+    ``known`` maps a track to the event time of its stored metadata (updated in
+    place); an older event for a known track changes nothing.
+    """
+    writes: list[Write] = []
+    fresh: dict[str, float] = {}
+    for e in events:
+        t = e.occurred_ms
+        if e.track_id in known and t < known[e.track_id]:
+            continue
+        if e.track_id not in known:
+            fresh[e.track_id] = float(t)
+        known[e.track_id] = t
+        c = content.get(e.track_id, ContentVectors())
+        fields: dict[str, Any] = {
+            "meta": orjson.dumps(track_doc(e)),
+            "updated_ms": t,
+            "content_model": c.model,
+        }
+        for name, vec in (("text", c.text), ("cf", c.collab), ("audio", c.audio)):
+            fields[name] = b"" if vec is None else vec.astype("<f4").tobytes()
+        fields["valence"] = "" if c.valence is None else f"{c.valence:.4f}"
+        fields["arousal"] = "" if c.arousal is None else f"{c.arousal:.4f}"
+        writes.append(ops.hset(keys.track(e.track_id), fields))
+    if fresh:
+        writes.append(ops.zadd(keys.fresh(partition), fresh))
+    return writes

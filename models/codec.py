@@ -1,0 +1,180 @@
+"""Bytes <-> events. Bad input is a value (:class:`Rejected`), never an exception.
+
+A Kafka record holds one event or a batch envelope. :func:`decode_record` returns
+the valid events and one :class:`Rejected` per bad part, with a reason code, a
+message that names the offending field, and the original bytes, ready for the
+dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from models.events import MAX_BATCH_EVENTS, SCHEMA_VERSION, event_to_dict, parse_event
+
+
+class Reason(enum.StrEnum):
+    """Why a record (or one event of a batch) went to the dead-letter topic."""
+
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    SCHEMA_VIOLATION = "schema_violation"
+    OVERSIZE = "oversize"
+    WRONG_PARTITION = "wrong_partition"
+    WRONG_TOPIC = "wrong_topic"
+    UNRESOLVABLE_REFERENCE = "unresolvable_reference"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One bad record or batch member, with the bytes exactly as received."""
+
+    reason: Reason
+    error: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Result of decoding one record: valid events and rejected parts, in order."""
+
+    events: list[Any] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``field.path: message`` for each problem, joined with ``; ``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(record)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _classify(exc: ValidationError) -> Reason:
+    for err in exc.errors(include_url=False):
+        if err["type"] == "union_tag_invalid":
+            return Reason.UNKNOWN_TYPE
+        if err["loc"] and err["loc"][-1] == "schema_version":
+            return Reason.UNSUPPORTED_VERSION
+    return Reason.SCHEMA_VIOLATION
+
+
+def _validate(obj: Any, raw: bytes, out: Decoded) -> None:
+    if not isinstance(obj, dict):
+        out.rejected.append(Rejected(Reason.NOT_OBJECT, "an event must be a JSON object", raw))
+        return
+    try:
+        out.events.append(parse_event(obj))
+    except ValidationError as exc:
+        out.rejected.append(Rejected(_classify(exc), describe_validation_error(exc), raw))
+
+
+def decode_record(raw: bytes | None, *, max_bytes: int) -> Decoded:
+    """Decode one Kafka record value into events; never raises on bad input."""
+    out = Decoded()
+    if raw is None:
+        out.rejected.append(Rejected(Reason.NOT_JSON, "record has no value", b""))
+        return out
+    if len(raw) > max_bytes:
+        msg = f"record is {len(raw)} bytes; the limit is {max_bytes}"
+        out.rejected.append(Rejected(Reason.OVERSIZE, msg, raw))
+        return out
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        out.rejected.append(Rejected(Reason.NOT_JSON, f"not JSON: {exc}", raw))
+        return out
+    if isinstance(obj, dict) and obj.get("type") == "batch":
+        _decode_batch(obj, raw, out)
+    else:
+        _validate(obj, raw, out)
+    return out
+
+
+def _decode_batch(obj: dict[str, Any], raw: bytes, out: Decoded) -> None:
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    members = obj.get("events")
+    extra = set(obj) - {"type", "schema_version", "events"}
+    if version != SCHEMA_VERSION:
+        msg = f"schema_version: batch version {version!r} is not supported (expected 1)"
+        out.rejected.append(Rejected(Reason.UNSUPPORTED_VERSION, msg, raw))
+    elif extra:
+        msg = f"{sorted(extra)[0]}: extra inputs are not permitted in a batch"
+        out.rejected.append(Rejected(Reason.SCHEMA_VIOLATION, msg, raw))
+    elif not isinstance(members, list) or not members:
+        msg = "events: a batch needs a non-empty list of events"
+        out.rejected.append(Rejected(Reason.SCHEMA_VIOLATION, msg, raw))
+    elif len(members) > MAX_BATCH_EVENTS:
+        msg = f"events: {len(members)} events; a batch holds at most {MAX_BATCH_EVENTS}"
+        out.rejected.append(Rejected(Reason.OVERSIZE, msg, raw))
+    else:
+        for member in members:
+            _validate(member, orjson.dumps(member), out)
+
+
+def encode_event(event: BaseModel) -> bytes:
+    """One event as a record value."""
+    return orjson.dumps(event_to_dict(event))
+
+
+def encode_batch(events: Iterable[BaseModel | dict[str, Any]]) -> bytes:
+    """Many events (models or their JSON dicts) as one batch record value."""
+    members = [e if isinstance(e, dict) else event_to_dict(e) for e in events]
+    return orjson.dumps({"type": "batch", "schema_version": SCHEMA_VERSION, "events": members})
+
+
+def dlq_record(
+    rejected: Rejected, *, topic: str, partition: int, offset: int, member: int = 0
+) -> bytes:
+    """Dead-letter record value: reason, error text, origin and the original bytes.
+
+    ``(topic, partition, offset, member)`` identifies the bad part uniquely, so a
+    dead letter sent twice (a crash between send and commit) can be recognised."""
+    text = _is_utf8(rejected.raw)
+    return orjson.dumps(
+        {
+            "reason": rejected.reason.value,
+            "error": rejected.error,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "member": member,
+            "raw": rejected.raw.decode("utf-8") if text else None,
+            "raw_hex": None if text else rejected.raw.hex(),
+        }
+    )
+
+
+def dlq_original(value: bytes) -> bytes:
+    """The original bytes of a dead-letter record (for redrive)."""
+    obj = orjson.loads(value)
+    if obj.get("raw") is not None:
+        return str(obj["raw"]).encode("utf-8")
+    return bytes.fromhex(obj.get("raw_hex") or "")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def split_rejected(decoded: Sequence[Decoded]) -> tuple[list[Any], list[Rejected]]:
+    """Flatten several decode results into (events, rejected)."""
+    events: list[Any] = []
+    rejected: list[Rejected] = []
+    for d in decoded:
+        events.extend(d.events)
+        rejected.extend(d.rejected)
+    return events, rejected

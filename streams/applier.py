@@ -1,0 +1,270 @@
+"""Apply one partition's batch of records to Redis, exactly once in effect.
+
+For each batch: read the partition's applied offset, drop records at or below
+it, decode (bad parts go to the dead-letter topic), drop event ids already in
+the dedup window, read the state the events touch, plan the writes with the
+pure functions of :mod:`models.apply`, and commit them in one atomic step with
+the new offset (compare-and-set on the old one). The live Faust agents and the
+replay both call :meth:`Applier.apply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models import ops
+from models.apply import (
+    ContentVectors,
+    TrendConfig,
+    dedup_writes,
+    dlq_count_writes,
+    plan_interactions,
+    plan_links,
+    plan_tracks,
+)
+from models.bandit import ARMS
+from models.codec import Reason, Rejected, decode_record
+from models.io.store import StateStore
+from models.keys import Keys
+from models.linkhealth import LinkHealth
+from models.state import FoldConfig, ItemInfo, UserState
+from models.topics import INTERACTIONS, LINK_HEALTH, TRACKS, key_of, partition_for, topic_of
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+DeadLetterSink = Callable[[str, int, Sequence[tuple[int, Rejected]]], Awaitable[None]]
+ContentFn = Callable[[Sequence[Any]], Awaitable[dict[str, ContentVectors]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record: its offset and value bytes."""
+
+    offset: int
+    value: bytes | None
+
+
+@dataclass
+class ApplyResult:
+    """What one call to :meth:`Applier.apply` did."""
+
+    applied: int = 0
+    duplicates: int = 0
+    stale_records: int = 0
+    rejected: int = 0
+    seek_to: int | None = None
+    offset: int = -1
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class ItemLookup:
+    """Item vectors and artists for the fold: the published item space, then the catalog."""
+
+    def __init__(self, space: Any = None) -> None:
+        self.space = space  # streams.itemspace.ItemSpace or None
+
+    @property
+    def model(self) -> str:
+        """Version of the item space the fold writes vectors in ('' when none)."""
+        return "" if self.space is None else str(self.space.version)
+
+    async def lookup(
+        self, store: StateStore, keys: Keys, tracks: Sequence[str]
+    ) -> dict[str, ItemInfo]:
+        """Vector and artist per track; unknown tracks get what the catalog knows."""
+        reads = [ops.hmget(keys.track(t), "meta", "cf", "content_model") for t in tracks]
+        rows = await store.read(reads)
+        out: dict[str, ItemInfo] = {}
+        for track, (meta, cf, cmodel) in zip(tracks, rows, strict=True):
+            artist = None
+            if meta:
+                artist = _artist_of(meta)
+            vec = None if self.space is None else self.space.vector(track)
+            if (
+                vec is None
+                and cf
+                and self.space is not None
+                and cmodel
+                and cmodel.decode() == self.model
+            ):
+                vec = self.space.normalise_bytes(cf)
+            if artist is None and self.space is not None:
+                artist = self.space.artist(track)
+            out[track] = ItemInfo(vector=vec, artist_id=artist)
+        return out
+
+
+def _artist_of(meta: bytes) -> str | None:
+    import orjson
+
+    doc = orjson.loads(meta)
+    return doc.get("artist_id") or (
+        ("name:" + doc["artist"].lower()) if doc.get("artist") else None
+    )
+
+
+class Applier:
+    """Applies batches of one topic-partition; safe to call from several workers."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        prefix: str,
+        partitions: int,
+        fold: FoldConfig,
+        trend: TrendConfig,
+        dedup_window: int,
+        max_record_bytes: int,
+        dead_letters: DeadLetterSink,
+        items: ItemLookup | None = None,
+        content: ContentFn | None = None,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.partitions = partitions
+        self.fold = fold
+        self.trend = trend
+        self.dedup_window = dedup_window
+        self.max_record_bytes = max_record_bytes
+        self.dead_letters = dead_letters
+        self.items = items or ItemLookup()
+        self.content = content
+        self.generation: int | None = None
+
+    async def keys(self) -> Keys:
+        """Key layout of the active generation (re-read on every batch)."""
+        gen = await self.store.get_int(f"{self.prefix}:gen", 0)
+        self.generation = gen
+        return Keys(self.prefix, gen, self.partitions)
+
+    async def apply(
+        self, topic: str, partition: int, records: Sequence[Record], keys: Keys | None = None
+    ) -> ApplyResult:
+        """Apply records (ascending offsets) of one partition; retries lost CAS races."""
+        while True:
+            k = keys or await self.keys()
+            result = await self._attempt(k, topic, partition, records)
+            if result is not None:
+                return result
+            metrics.CAS_RETRIES.labels(topic).inc()
+
+    async def _attempt(
+        self, keys: Keys, topic: str, partition: int, records: Sequence[Record]
+    ) -> ApplyResult | None:
+        started = time.perf_counter()
+        off_key = keys.offset(topic, partition)
+        applied = await self.store.get_int(off_key, -1)
+        result = ApplyResult(offset=applied)
+        fresh = [r for r in records if r.offset > applied]
+        result.stale_records = len(records) - len(fresh)
+        if not fresh:
+            return result
+        if applied >= 0 and fresh[0].offset > applied + 1:
+            result.seek_to = applied + 1  # a gap: these records come after unapplied ones
+            return result
+
+        events: list[tuple[int, Any]] = []
+        rejected: list[tuple[int, Rejected]] = []
+        for r in fresh:
+            decoded = decode_record(r.value, max_bytes=self.max_record_bytes)
+            rejected += [(r.offset, x) for x in decoded.rejected]
+            for e in decoded.events:
+                problem = self._misrouted(e, topic, partition)
+                if problem:
+                    rejected.append((r.offset, problem))
+                else:
+                    events.append((r.offset, e))
+
+        ids = list(dict.fromkeys(e.event_id for _, e in events))
+        seen: set[str] = set()
+        if ids and self.dedup_window > 0:
+            [scores] = await self.store.read([ops.zmscore(keys.dedup(topic, partition), *ids)])
+            seen = {i for i, s in zip(ids, scores, strict=True) if s is not None}
+        accepted: list[tuple[int, Any]] = []
+        for off, e in events:
+            if e.event_id in seen:
+                result.duplicates += 1
+                continue
+            seen.add(e.event_id)
+            accepted.append((off, e))
+
+        batch = [e for _, e in accepted]
+        writes = await self._plan(keys, topic, partition, batch)
+        writes += dedup_writes(
+            keys, topic, partition, [(e.event_id, off) for off, e in accepted], self.dedup_window
+        )
+        writes += dlq_count_writes(keys, topic, partition, (r.reason.value for _, r in rejected))
+        if rejected:
+            await self.dead_letters(topic, partition, rejected)  # before the commit: never lost
+        new_offset = fresh[-1].offset
+        if not await self.store.commit(off_key, applied, new_offset, writes):
+            return None
+        result.applied = len(accepted)
+        result.rejected = len(rejected)
+        result.offset = new_offset
+        for e in batch:
+            result.by_type[e.type] = result.by_type.get(e.type, 0) + 1
+        metrics.observe_batch(topic, partition, result, time.perf_counter() - started)
+        return result
+
+    def _misrouted(self, event: Any, topic: str, partition: int) -> Rejected | None:
+        import orjson
+
+        from models.events import event_to_dict
+
+        if topic_of(event) != topic:
+            return Rejected(
+                Reason.WRONG_TOPIC,
+                f"type: a {event.type} event belongs on {topic_of(event)}, not {topic}",
+                orjson.dumps(event_to_dict(event)),
+            )
+        want = partition_for(key_of(event), self.partitions)
+        if want != partition:
+            return Rejected(
+                Reason.WRONG_PARTITION,
+                f"key {key_of(event)!r} belongs on partition {want}, not {partition}",
+                orjson.dumps(event_to_dict(event)),
+            )
+        ctx = getattr(event, "context", None)
+        if ctx is not None and ctx.arm not in ARMS:
+            return Rejected(
+                Reason.UNRESOLVABLE_REFERENCE,
+                f"context.arm: unknown arm {ctx.arm!r} (known: {', '.join(ARMS)})",
+                orjson.dumps(event_to_dict(event)),
+            )
+        return None
+
+    async def _plan(self, keys: Keys, topic: str, partition: int, batch: list[Any]) -> list[Any]:
+        if not batch:
+            return []
+        if topic == INTERACTIONS:
+            users = list(dict.fromkeys(e.user_id for e in batch))
+            tracks = list(dict.fromkeys(e.track_id for e in batch))
+            rows, items = await asyncio.gather(
+                self.store.read([ops.hgetall(keys.user(u)) for u in users]),
+                self.items.lookup(self.store, keys, tracks),
+            )
+            states = {u: UserState.from_fields(f) for u, f in zip(users, rows, strict=True)}
+            return plan_interactions(
+                keys, partition, batch, states, items, self.fold, self.trend, self.items.model
+            )
+        if topic == LINK_HEALTH:
+            tracks = list(dict.fromkeys(e.track_id for e in batch))
+            rows = await self.store.read([ops.hgetall(keys.link(t)) for t in tracks])
+            links = {t: LinkHealth.from_fields(f) for t, f in zip(tracks, rows, strict=True)}
+            return plan_links(keys, batch, links)
+        if topic == TRACKS:
+            tracks = list(dict.fromkeys(e.track_id for e in batch))
+            rows = await self.store.read([ops.hmget(keys.track(t), "updated_ms") for t in tracks])
+            known = {t: int(r[0]) for t, r in zip(tracks, rows, strict=True) if r[0]}
+            todo = [e for e in batch if e.occurred_ms >= known.get(e.track_id, -1)]
+            content = await self.content(todo) if self.content and todo else {}
+            return plan_tracks(keys, partition, batch, known, content)
+        raise ValueError(f"unknown topic {topic}")

@@ -1,0 +1,46 @@
+"""Session fixtures: a real Kafka-protocol broker and a real redis-server on free
+loopback ports, started once per test session and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from encore.services import Proc, start_broker, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+LASTFM_DIR = ROOT.parent / "shared" / "datasets" / "hetrec2011-lastfm-2k"
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run directory for every service the session starts."""
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="session")
+def broker(run_dir: Path) -> Iterator[Proc]:
+    """The embedded broker (tansu, memory storage); ``.address`` is its bootstrap."""
+    proc = start_broker(run_dir)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(run_dir: Path) -> Iterator[Proc]:
+    """A real redis-server; ``.address`` is its URL."""
+    proc = start_redis(run_dir)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def lastfm_dir() -> Path:
+    """The HetRec 2011 Last.fm 2k folder, or a skip that says where it was looked for."""
+    path = Path(os.environ.get("ENCORE_LASTFM_DIR", LASTFM_DIR))
+    if not (path / "user_artists.dat").is_file():
+        pytest.skip(f"HetRec 2011 Last.fm 2k not found at {path}; set ENCORE_LASTFM_DIR")
+    return path

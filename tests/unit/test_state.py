@@ -1,0 +1,194 @@
+"""The pure folds: user state, link health, bandit rewards."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from models.bandit import ARMS, Posterior, posteriors, reward, thompson
+from models.events import Dislike, Like, LinkCheck, LinkStatus, Play, PlaybackFailure, Skip
+from models.linkhealth import LinkHealth, next_link_health
+from models.state import FoldConfig, ItemInfo, UserState, apply_interaction, refold
+from tests.samples import T0
+
+CFG = FoldConfig(half_life_s=3_600.0)
+
+
+def _play(i: int, track: str, minutes: float, completion: float = 1.0) -> Play:
+    return Play(
+        event_id=f"p{i}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        user_id="u",
+        track_id=track,
+        ms_played=1,
+        completion=completion,
+    )
+
+
+def _skip(i: int, track: str, minutes: float) -> Skip:
+    return Skip(
+        event_id=f"s{i}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        user_id="u",
+        track_id=track,
+        ms_played=3_000,
+    )
+
+
+X = {
+    "a": np.array([1, 0, 0], np.float32),
+    "b": np.array([0, 1, 0], np.float32),
+    "c": np.array([0, 0, 1], np.float32),
+}
+ITEMS = {t: ItemInfo(vector=v, artist_id=f"artist-{t}") for t, v in X.items()}
+
+
+def _fold(events: list) -> UserState:
+    s = UserState()
+    for e in events:
+        apply_interaction(s, e, ITEMS[e.track_id], CFG, "m1")
+    return s
+
+
+def test_plays_pull_toward_and_skips_push_away() -> None:
+    s = _fold([_play(1, "a", 0), _skip(2, "b", 1)])
+    assert s.vec is not None
+    assert s.vec[0] > 0.9
+    assert s.vec[1] < -0.5
+    assert s.session["streak"] == 1
+    assert s.artist_skips["artist-b"][0] == pytest.approx(1.0)
+    assert [h[0] for h in s.hist] == ["a", "b"]
+
+
+def test_fold_is_order_independent_so_late_events_land_the_same() -> None:
+    events = [_play(1, "a", 0), _skip(2, "b", 30), _play(3, "c", 90, 0.3), _play(4, "a", 200)]
+    reference = _fold(events)
+    for perm in itertools.permutations(events):
+        s = _fold(list(perm))
+        assert s.vec is not None
+        assert reference.vec is not None
+        np.testing.assert_allclose(s.vec, reference.vec, rtol=1e-5, atol=1e-6)
+        assert s.vec_t == reference.vec_t
+        assert s.hist == reference.hist
+
+
+def test_late_event_does_not_roll_the_session_back() -> None:
+    s = _fold([_play(1, "a", 100), _skip(2, "b", 101)])
+    before = dict(s.session)
+    apply_interaction(s, _skip(3, "c", 10), ITEMS["c"], CFG, "m1")
+    assert s.session == before
+
+
+def test_newer_like_wins_over_older_dislike_whatever_the_order() -> None:
+    dislike = Dislike(event_id="d", occurred_at=T0, user_id="u", track_id="a", artist=True)
+    like = Like(event_id="l", occurred_at=T0 + timedelta(minutes=1), user_id="u", track_id="a")
+    for order in ([dislike, like], [like, dislike]):
+        s = _fold(order)
+        assert "a" in s.liked
+        assert "a" not in s.neg_tracks
+        assert s.neg_artists == {"artist-a": dislike.occurred_ms}
+
+
+def test_decay_halves_an_old_pull() -> None:
+    s = _fold([_play(1, "a", 0), _play(2, "b", 60)])
+    assert s.vec is not None
+    assert s.vec[0] == pytest.approx(0.5, rel=1e-4)
+    assert s.vec[1] == pytest.approx(1.0)
+
+
+def test_state_round_trips_through_hash_fields() -> None:
+    s = _fold([_play(1, "a", 0), _skip(2, "b", 1)])
+    back = UserState.from_fields({k.encode(): v for k, v in s.to_fields().items()})
+    assert back.vec is not None
+    assert s.vec is not None
+    np.testing.assert_array_equal(back.vec, s.vec)
+    assert back.hist == s.hist
+    assert back.session == s.session
+
+
+def test_refold_rebuilds_the_vector_in_a_new_space() -> None:
+    s = _fold([_play(1, "a", 0), _skip(2, "b", 60)])
+    swapped = {"a": X["b"], "b": X["a"]}
+    refold(s, swapped, "m2", CFG)
+    assert s.model == "m2"
+    assert s.vec is not None
+    assert s.vec[1] > 0 > s.vec[0]
+
+
+def test_unknown_track_still_updates_history_without_a_vector() -> None:
+    s = UserState()
+    apply_interaction(s, _play(1, "zzz", 0), ItemInfo(), CFG, "m1")
+    assert s.vec is None
+    assert s.hist[0][0] == "zzz"
+    assert s.n == 1
+
+
+def _check(i: int, status: LinkStatus, minutes: float, code: int | None = None) -> LinkCheck:
+    return LinkCheck(
+        event_id=f"c{i}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        track_id="t",
+        url="http://h/a",
+        status=status,
+        http_code=code,
+        redirect_url="http://h/b" if status is LinkStatus.MOVED else None,
+    )
+
+
+def test_link_state_machine_dies_moves_and_recovers() -> None:
+    s = LinkHealth()
+    assert s.status == "unknown"
+    s = next_link_health(s, _check(1, LinkStatus.UNKNOWN, 1))
+    s = next_link_health(s, _check(2, LinkStatus.UNKNOWN, 2))
+    assert s.status == "unknown"
+    s = next_link_health(s, _check(3, LinkStatus.UNKNOWN, 3))
+    assert (s.status, s.streak, s.failures) == ("dead", 3, 3)
+    s = next_link_health(s, _check(4, LinkStatus.VALID, 4, 200))
+    assert (s.status, s.streak) == ("valid", 0)
+    s = next_link_health(s, _check(5, LinkStatus.MOVED, 5, 301))
+    assert (s.status, s.redirect_url) == ("moved", "http://h/b")
+    fail = PlaybackFailure(
+        event_id="f",
+        occurred_at=T0 + timedelta(minutes=6),
+        track_id="t",
+        error="http_401",
+        http_code=401,
+    )
+    s = next_link_health(s, fail)
+    assert s.status == "requires_auth"
+    assert LinkHealth.from_fields({k.encode(): v.encode() for k, v in s.to_fields().items()}) == s
+
+
+def test_late_failure_cannot_undo_a_newer_success() -> None:
+    s = next_link_health(LinkHealth(), _check(1, LinkStatus.VALID, 10, 200))
+    late = PlaybackFailure(
+        event_id="f", occurred_at=T0, track_id="t", error="http_404", http_code=404
+    )
+    s2 = next_link_health(s, late)
+    assert s2.status == "valid"
+    assert s2.failures == 1
+
+
+def test_reward_mapping() -> None:
+    assert reward("like", None, 0.8) == 1.0
+    assert reward("play", 0.9, 0.8) == 1.0
+    assert reward("play", 0.4, 0.8) == pytest.approx(0.4)
+    assert reward("skip", None, 0.8) == 0.0
+    assert reward("dislike", None, 0.8) == 0.0
+    assert reward("unlike", None, 0.8) is None
+
+
+def test_posteriors_sum_partitions_and_thompson_prefers_the_better_arm() -> None:
+    post = posteriors(
+        [{b"balanced:a": b"90", b"balanced:b": b"10"}, {"discovery:a": "5", "discovery:b": "95"}]
+    )
+    assert post["balanced"] == Posterior(91.0, 11.0)
+    assert set(post) == set(ARMS)
+    rng = np.random.default_rng(0)
+    picks = [thompson(post, rng)[0] for _ in range(300)]
+    assert picks.count("balanced") > 200
+    _arm, propensity = thompson(post, rng)
+    assert 0 < propensity <= 1
