@@ -1,0 +1,83 @@
+"""`encore up` from nothing: the whole stack starts, serves /healthz, applies the demo,
+and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+from encore.services import free_port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has exited; only our own children could be zombies here
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_encore_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENCORE_RUN_DIR": str(tmp_path / "run"),
+        "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
+        "ENCORE_API_PORT": str(port),
+    }
+    env.pop("ENCORE_KAFKA_BOOTSTRAP", None)
+    env.pop("ENCORE_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "encore.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "encore up exited early:\n" + "".join(lines)
+            lines.append(line)
+            if line.startswith("ready."):
+                break
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in out
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+
+        redis_url = re.search(r"redis +(redis://\S+)", out)
+        assert redis_url, out
+        client = redis.Redis.from_url(redis_url.group(1))
+        deadline = time.monotonic() + 120
+        users = 0
+        while time.monotonic() < deadline:  # the worker folds the demo history into Redis
+            users = sum(1 for _ in client.scan_iter("enc:g0:u:*", count=1000))
+            if users == 300:
+                break
+            time.sleep(1)
+        assert users == 300
+        time.sleep(3)
+        assert proc.poll() is None, "encore up must stay up"
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        pids = [int(p.read_text()) for p in (tmp_path / "run" / "pids").glob("*.pid")]
+        assert len(pids) == 4  # broker, redis, one worker, api
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, rest
+    assert "stopped  broker" in rest
+    assert not any(_alive(pid) for pid in pids)
+    assert list((tmp_path / "run" / "pids").glob("*.pid")) == []
