@@ -42,9 +42,8 @@ def up(
 @app.command()
 def worker() -> None:
     """Run one stream worker process (Faust agents) against the configured broker and Redis."""
-    from streams.worker import run_worker
-
     from models.settings import load_settings
+    from streams.worker import run_worker
 
     run_worker(load_settings())
 
@@ -121,6 +120,81 @@ def load(
         raise typer.BadParameter("set ENCORE_KAFKA_BOOTSTRAP (or use `encore up`)")
     n_tracks, n_events = asyncio.run(load_dataset(s, dataset.value, path, limit))
     typer.echo(f"loaded {n_tracks} tracks and {n_events} interactions from {dataset.value}")
+
+
+@app.command()
+def replay(
+    from_: Annotated[
+        str, typer.Option("--from", help="`earliest`, or an ISO-8601 time: replay from there.")
+    ] = "earliest",
+    cutover: Annotated[bool, typer.Option(help="Switch readers to the rebuilt state.")] = True,
+) -> None:
+    """Rebuild all state from the topics into a shadow keyspace, then cut over atomically."""
+    from datetime import datetime
+
+    from encore.ops import run_replay
+    from models.settings import load_settings
+
+    from_ms = None
+    if from_ != "earliest":
+        try:
+            when = datetime.fromisoformat(from_)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--from: not `earliest` or ISO-8601: {from_}") from exc
+        if when.tzinfo is None:
+            raise typer.BadParameter("--from: give a time zone offset, e.g. 2024-05-01T00:00Z")
+        from_ms = int(when.timestamp() * 1000)
+    report = asyncio.run(run_replay(load_settings(), from_ms, cutover))
+    typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+dlq_app = typer.Typer(
+    help="Dead-letter topics: look inside, send fixed events back.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("inspect")
+def dlq_inspect(
+    topic: Annotated[list[str] | None, typer.Option(help="Source topic(s); default all.")] = None,
+    limit: Annotated[int, typer.Option(help="Entries to print.")] = 20,
+) -> None:
+    """Count dead letters by topic and reason and print the latest entries."""
+    from encore.ops import inspect_dlq
+    from models.settings import load_settings
+
+    typer.echo(
+        orjson.dumps(
+            asyncio.run(inspect_dlq(load_settings(), topic, limit)), option=orjson.OPT_INDENT_2
+        ).decode()
+    )
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    topic: Annotated[list[str] | None, typer.Option(help="Source topic(s); default all.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only dead letters with this reason.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count, send nothing.")] = False,
+) -> None:
+    """Send dead letters that now validate back to their topic (same event ids)."""
+    from encore.ops import redrive_dlq
+    from models.settings import load_settings
+
+    report = asyncio.run(redrive_dlq(load_settings(), topic, reason, dry_run))
+    typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def probe(
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 300.0,
+    recheck: Annotated[float, typer.Option(help="Re-check a link after this many s.")] = 86_400.0,
+) -> None:
+    """Check catalog audio links (HEAD, then ranged GET) and send link-check events."""
+    from encore.ops import run_probe
+    from models.settings import load_settings
+
+    asyncio.run(run_probe(load_settings(), once=once, interval_s=interval, recheck_s=recheck))
 
 
 def main() -> None:

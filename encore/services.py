@@ -13,6 +13,7 @@ this module works around, each named where it is handled:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib.resources
 import os
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BROKER_STOP_SIGNAL = signal.SIGINT
 """Workaround: tansu shuts down at once on SIGINT, slowly on SIGTERM."""
@@ -194,6 +196,16 @@ async def _kafka_answers(bootstrap: str) -> bool:
             await admin.close()
 
 
+def _run_sync(make: Any) -> Any:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
 def start_broker(
     run_dir: Path,
     *,
@@ -235,7 +247,7 @@ def start_broker(
         proc.address = f"127.0.0.1:{p}"
         try:
             _wait(lambda p=p: port_open("127.0.0.1", p), proc, "broker", 20)
-            if not asyncio.run(_kafka_answers(proc.address)):
+            if not _run_sync(lambda a=proc.address: _kafka_answers(a)):
                 raise ServiceError(f"broker on {proc.address} does not answer Kafka requests")
             return proc
         except ServiceError as exc:

@@ -16,7 +16,14 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from models.events import MAX_BATCH_EVENTS, SCHEMA_VERSION, event_to_dict, parse_event
+from models.events import (
+    MAX_BATCH_EVENTS,
+    RECORD_ADAPTER,
+    SCHEMA_VERSION,
+    EventBatch,
+    event_to_dict,
+    parse_event,
+)
 
 
 class Reason(enum.StrEnum):
@@ -87,6 +94,13 @@ def decode_record(raw: bytes | None, *, max_bytes: int) -> Decoded:
     if len(raw) > max_bytes:
         msg = f"record is {len(raw)} bytes; the limit is {max_bytes}"
         out.rejected.append(Rejected(Reason.OVERSIZE, msg, raw))
+        return out
+    try:  # fast path: a valid record validates in one pass from bytes
+        record = RECORD_ADAPTER.validate_json(raw)
+    except ValidationError:
+        pass  # slow path below says exactly what is wrong with which part
+    else:
+        out.events.extend(record.events if isinstance(record, EventBatch) else [record])
         return out
     try:
         obj = orjson.loads(raw)

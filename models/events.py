@@ -212,6 +212,13 @@ class EventBatch(BaseModel):
 
 
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)  # type: ignore[arg-type]
+RECORD_ADAPTER: TypeAdapter[Any] = TypeAdapter(
+    Annotated[  # type: ignore[arg-type]
+        EventBatch | Play | Skip | Like | Unlike | Dislike | NewTrack | PlaybackFailure | LinkCheck,
+        Field(discriminator="type"),
+    ]
+)
+"""A whole record (one event or a batch), validated straight from JSON bytes."""
 
 
 def parse_event(obj: Any) -> Any:

@@ -49,6 +49,12 @@ class KafkaSettings(BaseSettings):
         ge=1_024,
         description="Largest record value accepted; larger goes to DLQ.",
     )
+    fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Longest a consumer fetch waits for data (keep short on the embedded broker).",
+    )
     producer_linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
     request_timeout_ms: int = Field(default=5_000, ge=100, description="Producer request timeout.")
     client_id: str = Field(default="encore", description="Client id prefix sent to the brokers.")
@@ -78,12 +84,13 @@ class StreamSettings(BaseSettings):
 
     app_id: str = Field(default="encore-streams", description="Faust app id = consumer group.")
     batch_size: int = Field(default=2_000, ge=1, description="Most records per applied batch.")
-    batch_timeout_s: float = Field(default=0.05, gt=0, description="Longest wait to fill a batch.")
+    batch_timeout_s: float = Field(
+        default=0.01, gt=0, description="Longest wait to fill a batch (adds to latency)."
+    )
     dedup_window: int = Field(
         default=200_000, ge=0, description="Event ids remembered per partition to drop resends."
     )
     history_len: int = Field(default=200, ge=1, description="Recent tracks kept per user.")
-    artist_recency_len: int = Field(default=50, ge=1, description="Artists kept per user.")
     half_life_s: float = Field(
         default=7 * 86_400.0, gt=0, description="Half-life of an event's pull on the taste vector."
     )
@@ -96,6 +103,9 @@ class StreamSettings(BaseSettings):
     trending_bucket_s: int = Field(default=300, ge=1, description="Trending time-bucket width.")
     trending_window_s: int = Field(default=86_400, ge=1, description="Trending buckets kept.")
     web_port: int = Field(default=0, ge=0, le=65_535, description="Worker metrics port (0: free).")
+    embed_text: bool = Field(
+        default=True, description="Catalog agent computes text vectors (needs the ml extra)."
+    )
     space_kind: str = Field(
         default="als", description="Artifact kind whose item factors are the real-time space."
     )

@@ -1,5 +1,10 @@
 """User state and the pure fold of one interaction into it.
 
+The state depends on the user's interaction events and the item space (a
+versioned artifact) only, never on the catalog topic: catalog facts such as a
+track's artist are joined when the state is read (:func:`artist_signals`). So
+the state is the same whatever the timing between topics, live or in replay.
+
 The real-time taste vector is a signed, time-decayed sum of item vectors::
 
     S(t) = sum_i  w_i * x_i * 2 ** (-(t - t_i) / half_life)
@@ -12,9 +17,12 @@ kept as ``(S, t_ref)``. Why this and not an ALS fold-in over the history:
 * it is commutative: a late event folds in with its own decay without moving
   the clock, so out-of-order delivery and replays give the same vector.
 
-Its ranking quality against batch ALS user factors is measured by
-``encore eval`` (row "fold-in"). When the item space changes (a new model), the
-vector is rebuilt from the weighted history with :func:`refold`.
+Tracks the item space does not know (too new for the last training) are left
+out of ``S``; readers add their contribution from the weighted history with
+:func:`fold_extra` and the catalog's projected vectors. Its ranking quality
+against batch ALS user factors is measured by ``encore eval`` (row "fold-in").
+When the item space changes (a new model), :func:`refold` rebuilds the vector
+from the weighted history.
 """
 
 from __future__ import annotations
@@ -40,15 +48,13 @@ class FoldConfig:
     session_gap_s: float = 30 * 60.0
     full_play: float = 0.8
     history_len: int = 200
-    artist_recency_len: int = 50
 
 
 @dataclass(frozen=True, slots=True)
 class ItemInfo:
-    """What the fold needs to know of a track: its vector (if any) and artist."""
+    """What the fold needs to know of a track: its vector in the item space, if any."""
 
     vector: np.ndarray | None = None
-    artist_id: str | None = None
 
 
 @dataclass
@@ -58,12 +64,10 @@ class UserState:
     vec: np.ndarray | None = None
     vec_t: int = 0
     model: str = ""
-    hist: list[list[Any]] = field(default_factory=list)  # [track, ms, type, weight, artist]
-    artists: dict[str, int] = field(default_factory=dict)
-    artist_skips: dict[str, list[float]] = field(default_factory=dict)  # artist -> [n, ms]
+    hist: list[list[Any]] = field(default_factory=list)  # [track, ms, type, weight]
     session: dict[str, int] = field(default_factory=dict)
     neg_tracks: dict[str, int] = field(default_factory=dict)
-    neg_artists: dict[str, int] = field(default_factory=dict)
+    neg_artist_of: dict[str, int] = field(default_factory=dict)  # block the artist of these
     liked: dict[str, int] = field(default_factory=dict)
     n: int = 0
     last_ms: int = 0
@@ -74,11 +78,9 @@ class UserState:
             "vt": self.vec_t,
             "m": self.model,
             "h": self.hist,
-            "a": self.artists,
-            "as": self.artist_skips,
             "s": self.session,
             "nt": self.neg_tracks,
-            "na": self.neg_artists,
+            "na": self.neg_artist_of,
             "l": self.liked,
             "n": self.n,
             "t": self.last_ms,
@@ -99,11 +101,9 @@ class UserState:
             vec_t=doc["vt"],
             model=doc["m"],
             hist=doc["h"],
-            artists=doc["a"],
-            artist_skips=doc["as"],
             session=doc["s"],
             neg_tracks=doc["nt"],
-            neg_artists=doc["na"],
+            neg_artist_of=doc["na"],
             liked=doc["l"],
             n=doc["n"],
             last_ms=doc["t"],
@@ -160,20 +160,18 @@ def apply_interaction(
 
     Late events (older than what the state already reflects) still count where
     counting is commutative (vector, history, negatives by their own times) but
-    never move the session or recency clocks backwards.
+    never move the session clock backwards.
     """
     t = event.occurred_ms
     w = event_weight(event, cfg)
-    artist = item.artist_id
+    if model and state.model != model:
+        state.vec, state.vec_t, state.model = None, 0, model
     if item.vector is not None and model:
-        if state.model != model:
-            state.vec, state.vec_t = None, 0
         state.vec, state.vec_t = fold_vector(
             state.vec, state.vec_t, item.vector, w, t, cfg.half_life_s
         )
-        state.model = model
 
-    entry = [event.track_id, t, event.type, round(w, 4), artist]
+    entry = [event.track_id, t, event.type, round(w, 4)]
     hist = state.hist
     pos = len(hist)
     while pos > 0 and (hist[pos - 1][1], hist[pos - 1][0]) > (t, event.track_id):
@@ -181,20 +179,8 @@ def apply_interaction(
     hist.insert(pos, entry)
     del hist[: max(0, len(hist) - cfg.history_len)]
 
-    if artist:
-        if t >= state.artists.get(artist, -1):
-            state.artists[artist] = t
-        _trim(state.artists, cfg.artist_recency_len)
-        if isinstance(event, Skip):
-            n, at = state.artist_skips.get(artist, [0.0, t])
-            if t >= at:
-                state.artist_skips[artist] = [n * _decay(t - at, 86_400.0) + 1.0, t]
-            else:
-                state.artist_skips[artist] = [n + _decay(at - t, 86_400.0), at]
-            _trim(state.artist_skips, cfg.artist_recency_len, lambda v: v[1])
-
     _session(state, event, t, cfg)
-    _feedback(state, event, t, artist)
+    _feedback(state, event, t)
     state.n += 1
     state.last_ms = max(state.last_ms, t)
     return state
@@ -219,11 +205,11 @@ def _session(state: UserState, event: Any, t: int, cfg: FoldConfig) -> None:
         s["streak"] = 0
 
 
-def _feedback(state: UserState, event: Any, t: int, artist: str | None) -> None:
+def _feedback(state: UserState, event: Any, t: int) -> None:
     track = event.track_id
     if isinstance(event, Dislike):
-        if event.artist and artist:  # an artist block stands on its own (latest time kept)
-            state.neg_artists[artist] = max(t, state.neg_artists.get(artist, t))
+        if event.artist:  # an artist block stands on its own (latest time kept)
+            state.neg_artist_of[track] = max(t, state.neg_artist_of.get(track, t))
         if t >= state.liked.get(track, -1):
             state.liked.pop(track, None)
             state.neg_tracks[track] = t
@@ -234,7 +220,7 @@ def _feedback(state: UserState, event: Any, t: int, artist: str | None) -> None:
     elif isinstance(event, Unlike) and t >= state.liked.get(track, -1):
         state.liked.pop(track, None)
     _trim(state.neg_tracks, NEG_LIMIT)
-    _trim(state.neg_artists, NEG_LIMIT)
+    _trim(state.neg_artist_of, NEG_LIMIT)
     _trim(state.liked, LIKED_LIMIT)
 
 
@@ -244,9 +230,50 @@ def refold(
     """Rebuild the taste vector in a new item space from the weighted history."""
     vec: np.ndarray | None = None
     vec_t = 0
-    for track, t, _kind, w, _artist in state.hist:
+    for track, t, _kind, w in state.hist:
         x = vectors.get(track)
         if x is not None:
             vec, vec_t = fold_vector(vec, vec_t, x, float(w), int(t), cfg.half_life_s)
     state.vec, state.vec_t, state.model = vec, vec_t, model if vec is not None else ""
     return state
+
+
+def fold_extra(
+    state: UserState, vectors: dict[str, np.ndarray], cfg: FoldConfig
+) -> np.ndarray | None:
+    """The taste vector plus the pull of history tracks the item space lacks.
+
+    ``vectors`` holds catalog-projected vectors of such tracks (same space).
+    """
+    vec, vec_t = state.vec, state.vec_t
+    for track, t, _kind, w in state.hist:
+        x = vectors.get(track)
+        if x is not None:
+            vec, vec_t = fold_vector(vec, vec_t, x, float(w), int(t), cfg.half_life_s)
+    return vec
+
+
+@dataclass(frozen=True, slots=True)
+class ArtistSignals:
+    """Per-artist facts derived from a user's history and the catalog, at read time."""
+
+    last_played: dict[str, int]
+    skips: dict[str, float]
+    blocked: set[str]
+
+
+def artist_signals(
+    state: UserState, artist_of: dict[str, str], now_ms: int, skip_half_life_s: float = 86_400.0
+) -> ArtistSignals:
+    """Artist recency, decayed skip counts and blocked artists, joined with the catalog."""
+    last: dict[str, int] = {}
+    skips: dict[str, float] = {}
+    for track, t, kind, _w in state.hist:
+        artist = artist_of.get(track)
+        if artist is None:
+            continue
+        last[artist] = max(last.get(artist, 0), int(t))
+        if kind == "skip":
+            skips[artist] = skips.get(artist, 0.0) + _decay(now_ms - t, skip_half_life_s)
+    blocked = {artist_of[t] for t in state.neg_artist_of if t in artist_of}
+    return ArtistSignals(last, skips, blocked)

@@ -9,6 +9,7 @@ function to find the Redis hash tag that holds a user's or a track's state.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 INTERACTIONS: Final = "interactions"
@@ -90,6 +91,7 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+@lru_cache(maxsize=262_144)
 def partition_for(key: str, partitions: int) -> int:
     """Partition of a key: ``toPositive(murmur2(key)) % partitions``, as Kafka does."""
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions

@@ -10,9 +10,9 @@ replay both call :meth:`Applier.apply`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,10 +44,11 @@ ContentFn = Callable[[Sequence[Any]], Awaitable[dict[str, ContentVectors]]]
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One Kafka record: its offset and value bytes."""
+    """One Kafka record: its offset and value bytes (``skip``: advance past it unapplied)."""
 
     offset: int
     value: bytes | None
+    skip: bool = False
 
 
 @dataclass
@@ -64,7 +65,8 @@ class ApplyResult:
 
 
 class ItemLookup:
-    """Item vectors and artists for the fold: the published item space, then the catalog."""
+    """Item vectors for the fold: the published item space only (never the catalog
+    topic, so the fold does not depend on timing between topics)."""
 
     def __init__(self, space: Any = None) -> None:
         self.space = space  # streams.itemspace.ItemSpace or None
@@ -74,43 +76,34 @@ class ItemLookup:
         """Version of the item space the fold writes vectors in ('' when none)."""
         return "" if self.space is None else str(self.space.version)
 
-    async def lookup(
-        self, store: StateStore, keys: Keys, tracks: Sequence[str]
-    ) -> dict[str, ItemInfo]:
-        """Vector and artist per track; unknown tracks get what the catalog knows."""
-        reads = [ops.hmget(keys.track(t), "meta", "cf", "content_model") for t in tracks]
-        rows = await store.read(reads)
-        out: dict[str, ItemInfo] = {}
-        for track, (meta, cf, cmodel) in zip(tracks, rows, strict=True):
-            artist = None
-            if meta:
-                artist = _artist_of(meta)
-            vec = None if self.space is None else self.space.vector(track)
-            if (
-                vec is None
-                and cf
-                and self.space is not None
-                and cmodel
-                and cmodel.decode() == self.model
-            ):
-                vec = self.space.normalise_bytes(cf)
-            if artist is None and self.space is not None:
-                artist = self.space.artist(track)
-            out[track] = ItemInfo(vector=vec, artist_id=artist)
+    def lookup(self, tracks: Sequence[str]) -> dict[str, ItemInfo]:
+        """Unit vector per track the item space knows."""
+        if self.space is None:
+            return {}
+        out = {}
+        for t in tracks:
+            vec = self.space.vector(t)
+            if vec is not None:
+                out[t] = ItemInfo(vector=vec)
         return out
 
 
-def _artist_of(meta: bytes) -> str | None:
-    import orjson
+@dataclass
+class _UserCache:
+    """User states as of one applied offset of one partition (valid while it matches)."""
 
-    doc = orjson.loads(meta)
-    return doc.get("artist_id") or (
-        ("name:" + doc["artist"].lower()) if doc.get("artist") else None
-    )
+    generation: int
+    offset: int
+    users: OrderedDict[str, UserState] = field(default_factory=OrderedDict)
 
 
 class Applier:
-    """Applies batches of one topic-partition; safe to call from several workers."""
+    """Applies batches of one topic-partition; safe to call from several workers.
+
+    User states of recent batches are kept in memory per partition and reused only
+    while the partition's applied offset in Redis is still the one this applier
+    committed, so a write by anyone else is never shadowed.
+    """
 
     def __init__(
         self,
@@ -125,6 +118,7 @@ class Applier:
         dead_letters: DeadLetterSink,
         items: ItemLookup | None = None,
         content: ContentFn | None = None,
+        cache_users: int = 20_000,
     ) -> None:
         self.store = store
         self.prefix = prefix
@@ -137,6 +131,8 @@ class Applier:
         self.items = items or ItemLookup()
         self.content = content
         self.generation: int | None = None
+        self.cache_users = cache_users
+        self._cache: dict[tuple[str, int], _UserCache] = {}
 
     async def keys(self) -> Keys:
         """Key layout of the active generation (re-read on every batch)."""
@@ -173,6 +169,8 @@ class Applier:
         events: list[tuple[int, Any]] = []
         rejected: list[tuple[int, Rejected]] = []
         for r in fresh:
+            if r.skip:
+                continue
             decoded = decode_record(r.value, max_bytes=self.max_record_bytes)
             rejected += [(r.offset, x) for x in decoded.rejected]
             for e in decoded.events:
@@ -196,7 +194,10 @@ class Applier:
             accepted.append((off, e))
 
         batch = [e for _, e in accepted]
-        writes = await self._plan(keys, topic, partition, batch)
+        cache = self._cache.pop((topic, partition), None)
+        if cache is None or cache.offset != applied or cache.generation != keys.generation:
+            cache = _UserCache(keys.generation, applied)
+        writes = await self._plan(keys, topic, partition, batch, cache)
         writes += dedup_writes(
             keys, topic, partition, [(e.event_id, off) for off, e in accepted], self.dedup_window
         )
@@ -206,6 +207,11 @@ class Applier:
         new_offset = fresh[-1].offset
         if not await self.store.commit(off_key, applied, new_offset, writes):
             return None
+        if topic == INTERACTIONS and self.cache_users > 0:
+            cache.offset = new_offset
+            while len(cache.users) > self.cache_users:
+                cache.users.popitem(last=False)
+            self._cache[(topic, partition)] = cache
         result.applied = len(accepted)
         result.rejected = len(rejected)
         result.offset = new_offset
@@ -241,17 +247,22 @@ class Applier:
             )
         return None
 
-    async def _plan(self, keys: Keys, topic: str, partition: int, batch: list[Any]) -> list[Any]:
+    async def _plan(
+        self, keys: Keys, topic: str, partition: int, batch: list[Any], cache: _UserCache
+    ) -> list[Any]:
         if not batch:
             return []
         if topic == INTERACTIONS:
             users = list(dict.fromkeys(e.user_id for e in batch))
             tracks = list(dict.fromkeys(e.track_id for e in batch))
-            rows, items = await asyncio.gather(
-                self.store.read([ops.hgetall(keys.user(u)) for u in users]),
-                self.items.lookup(self.store, keys, tracks),
-            )
-            states = {u: UserState.from_fields(f) for u, f in zip(users, rows, strict=True)}
+            missing = [u for u in users if u not in cache.users]
+            rows = await self.store.read([ops.hgetall(keys.user(u)) for u in missing])
+            items = self.items.lookup(tracks)
+            for u, f in zip(missing, rows, strict=True):
+                cache.users[u] = UserState.from_fields(f)
+            for u in users:
+                cache.users.move_to_end(u)
+            states = {u: cache.users[u] for u in users}
             return plan_interactions(
                 keys, partition, batch, states, items, self.fold, self.trend, self.items.model
             )

@@ -25,11 +25,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import orjson
 
 from models.events import LinkCheck, LinkStatus, utcnow
+from models.keys import Keys
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 AUTH = frozenset({401, 403, 407})
@@ -150,3 +153,39 @@ class Prober:
             )
 
         return list(await asyncio.gather(*(one(t, u) for t, u in targets)))
+
+
+async def due_links(
+    store: Any, keys: Keys, recheck_s: float, now_ms: int, limit: int = 10_000
+) -> list[tuple[str, str]]:
+    """Catalog tracks with an audio URL not checked within ``recheck_s`` seconds."""
+    client = store.client
+    candidates: list[tuple[str, str]] = []
+    async for raw in client.scan_iter(match=keys.base + "t:*", count=1_000):
+        key = raw.decode() if isinstance(raw, bytes) else raw
+        track = key.split(":", 4)[-1]
+        meta = await client.hget(key, "meta")
+        url = orjson.loads(meta).get("audio_url") if meta else None
+        if url:
+            candidates.append((track, url))
+        if len(candidates) >= limit:
+            break
+    due = []
+    for track, url in candidates:
+        last = await client.hget(keys.link(track), "last_checked_ms")
+        if not last or now_ms - int(last) >= recheck_s * 1000:
+            due.append((track, url))
+    return due
+
+
+async def probe_catalog(
+    store: Any, keys: Keys, producer: Any, config: ProbeConfig, recheck_s: float
+) -> int:
+    """Check every due link once and send the link-check events; returns how many."""
+    due = await due_links(store, keys, recheck_s, int(time.time() * 1000))
+    if not due:
+        return 0
+    async with Prober(config) as prober:
+        checks = await prober.check_all(due)
+    await producer.send_events(checks)
+    return len(checks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
@@ -12,24 +13,17 @@ from models.io.store import canonical
 from models.ops import Read, Write
 
 # KEYS[1]: offset key; KEYS[2..]: keys the writes touch (all share one hash tag).
-# ARGV[1]: expected offset ("-1": absent); ARGV[2]: new offset;
-# then per write: command, key index, argument count, arguments...
+# ARGV[1]: expected offset ("-1": absent); ARGV[2]: new offset; ARGV[3]: the writes as
+# one MessagePack array of [command, key index, arguments...] (one argument instead of
+# thousands keeps client-side packing cheap; cmsgpack is built into Redis's Lua).
 _COMMIT = """
 local cur = redis.call('GET', KEYS[1])
 if not cur then cur = '-1' end
 if cur ~= ARGV[1] then return 0 end
-local i = 3
-local n = #ARGV
-while i <= n do
-  local cmd = ARGV[i]
-  local key = KEYS[tonumber(ARGV[i + 1])]
-  local argc = tonumber(ARGV[i + 2])
-  if argc > 0 then
-    redis.call(cmd, key, unpack(ARGV, i + 3, i + 2 + argc))
-  else
-    redis.call(cmd, key)
-  end
-  i = i + 3 + argc
+local writes = cmsgpack.unpack(ARGV[3])
+for i = 1, #writes do
+  local w = writes[i]
+  redis.call(w[1], KEYS[w[2]], unpack(w, 3))
 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
@@ -46,6 +40,13 @@ def _split(write: Write) -> list[Write]:
         Write(write.cmd, write.key, write.args[i : i + _MAX_ARGS])
         for i in range(0, len(write.args), _MAX_ARGS)
     ]
+
+
+def _arg(value: Any) -> bytes | str:
+    """Numbers as their shortest exact text (as redis-py sends them), bytes as they are."""
+    if isinstance(value, bytes | str):
+        return value
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def connect(
@@ -97,14 +98,15 @@ class RedisStore:
     ) -> bool:
         keys: list[str] = [offset_key]
         index: dict[str, int] = {offset_key: 1}
-        argv: list[Any] = [str(expected), str(new)]
+        packed: list[list[Any]] = []
         for w in writes:
             for part in _split(w):
                 if part.key not in index:
                     keys.append(part.key)
                     index[part.key] = len(keys)
-                argv += [part.cmd, index[part.key], len(part.args), *part.args]
-        return bool(await self._commit(keys=keys, args=argv))
+                packed.append([part.cmd, index[part.key], *map(_arg, part.args)])
+        blob = msgpack.packb(packed, use_bin_type=False)
+        return bool(await self._commit(keys=keys, args=[str(expected), str(new), blob]))
 
     async def get_int(self, key: str, default: int) -> int:
         value = await self.client.get(key)

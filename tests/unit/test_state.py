@@ -11,7 +11,15 @@ import pytest
 from models.bandit import ARMS, Posterior, posteriors, reward, thompson
 from models.events import Dislike, Like, LinkCheck, LinkStatus, Play, PlaybackFailure, Skip
 from models.linkhealth import LinkHealth, next_link_health
-from models.state import FoldConfig, ItemInfo, UserState, apply_interaction, refold
+from models.state import (
+    FoldConfig,
+    ItemInfo,
+    UserState,
+    apply_interaction,
+    artist_signals,
+    fold_extra,
+    refold,
+)
 from tests.samples import T0
 
 CFG = FoldConfig(half_life_s=3_600.0)
@@ -43,7 +51,8 @@ X = {
     "b": np.array([0, 1, 0], np.float32),
     "c": np.array([0, 0, 1], np.float32),
 }
-ITEMS = {t: ItemInfo(vector=v, artist_id=f"artist-{t}") for t, v in X.items()}
+ITEMS = {t: ItemInfo(vector=v) for t, v in X.items()}
+ARTIST_OF = {t: f"artist-{t}" for t in X}
 
 
 def _fold(events: list) -> UserState:
@@ -59,7 +68,6 @@ def test_plays_pull_toward_and_skips_push_away() -> None:
     assert s.vec[0] > 0.9
     assert s.vec[1] < -0.5
     assert s.session["streak"] == 1
-    assert s.artist_skips["artist-b"][0] == pytest.approx(1.0)
     assert [h[0] for h in s.hist] == ["a", "b"]
 
 
@@ -89,7 +97,34 @@ def test_newer_like_wins_over_older_dislike_whatever_the_order() -> None:
         s = _fold(order)
         assert "a" in s.liked
         assert "a" not in s.neg_tracks
-        assert s.neg_artists == {"artist-a": dislike.occurred_ms}
+        assert s.neg_artist_of == {"a": dislike.occurred_ms}
+
+
+def test_artist_signals_join_the_catalog_at_read_time() -> None:
+    s = _fold([_play(1, "a", 0), _skip(2, "b", 10), _skip(3, "b", 20)])
+    apply_interaction(
+        s,
+        Dislike(event_id="d", occurred_at=T0, user_id="u", track_id="c", artist=True),
+        ITEMS["c"],
+        CFG,
+        "m1",
+    )
+    now = T0.timestamp() * 1000 + 20 * 60_000
+    signals = artist_signals(s, ARTIST_OF, int(now), skip_half_life_s=3_600)
+    assert signals.skips["artist-b"] == pytest.approx(2 ** (-1 / 6) + 1.0, rel=1e-6)
+    assert "artist-a" not in signals.skips
+    assert signals.last_played["artist-a"] == _play(1, "a", 0).occurred_ms
+    assert signals.blocked == {"artist-c"}
+    assert artist_signals(s, {}, int(now)).skips == {}  # unknown tracks: no artist facts
+
+
+def test_fold_extra_adds_tracks_the_item_space_lacks() -> None:
+    s = UserState()
+    apply_interaction(s, _play(1, "a", 0), ITEMS["a"], CFG, "m1")
+    apply_interaction(s, _play(2, "new", 0), ItemInfo(), CFG, "m1")
+    full = fold_extra(s, {"new": X["b"]}, CFG)
+    assert full is not None
+    np.testing.assert_allclose(full, [1, 1, 0], atol=1e-6)
 
 
 def test_decay_halves_an_old_pull() -> None:

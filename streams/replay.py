@@ -1,0 +1,163 @@
+"""Rebuild all state from the topics into a shadow keyspace, then cut readers over.
+
+The replay reads every partition with a plain aiokafka consumer (no group, no
+Faust per-event machinery), in large batches, and applies them with the same
+:class:`streams.applier.Applier` (so the same pure update functions) into
+generation ``g+1`` while the live workers keep writing generation ``g``. Topics
+are replayed in dependency order (catalog, link health, interactions). When every
+partition has reached the high watermark seen at its start, the generation
+pointer flips: readers and workers switch on their next request or batch, and a
+worker whose position is past the new generation's offsets seeks back and
+applies the tail itself (the offset compare-and-set makes the hand-over exact).
+Then the old generation's keys are deleted.
+
+``--from`` a time replays only records at or after it (by record timestamp;
+the embedded broker's ListOffsets is unreliable, so records are filtered rather
+than looked up by time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.io.store import StateStore, digest_of
+from models.keys import Keys, generation_key
+from models.topics import SOURCE_TOPICS
+from streams import metrics
+from streams.applier import Applier, Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did."""
+
+    old_generation: int
+    new_generation: int
+    records: int = 0
+    events: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    cut_over: bool = False
+    deleted_keys: int = 0
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events_per_s(self) -> float:
+        """Applied events per second of wall time."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+Progress = Callable[[str, int, int], None]
+"""Called as (topic, records done, records total)."""
+
+
+async def replay(
+    applier: Applier,
+    store: StateStore,
+    bootstrap: str,
+    *,
+    from_ms: int | None = None,
+    cutover: bool = True,
+    batch_records: int = 5_000,
+    progress: Progress | None = None,
+) -> ReplayReport:
+    """Replay every source topic into a new generation; optionally cut over to it."""
+    prefix = applier.prefix
+    old = await store.get_int(generation_key(prefix), 0)
+    new = old + 1
+    keys = Keys(prefix, new, applier.partitions)
+    await store.delete_prefix(keys.base)  # leftovers of an interrupted replay
+    report = ReplayReport(old, new)
+    started = time.perf_counter()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_records,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        for topic in SOURCE_TOPICS:
+            report.per_topic[topic] = await _replay_topic(
+                consumer, applier, keys, topic, from_ms, batch_records, report, progress
+            )
+    finally:
+        await consumer.stop()
+    report.seconds = time.perf_counter() - started
+    if cutover:
+        await store.set_int(generation_key(prefix), new)
+        report.cut_over = True
+        await asyncio.sleep(0.5)  # readers and workers pick the pointer up per request/batch
+        report.deleted_keys = await store.delete_prefix(Keys(prefix, old, 1).base)
+    return report
+
+
+async def _replay_topic(
+    consumer: AIOKafkaConsumer,
+    applier: Applier,
+    keys: Keys,
+    topic: str,
+    from_ms: int | None,
+    batch_records: int,
+    report: ReplayReport,
+    progress: Progress | None,
+) -> int:
+    tps = [TopicPartition(topic, p) for p in range(applier.partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    # Targets from fetch high watermarks (known after a first fetch), never ListOffsets.
+    targets: dict[TopicPartition, int] = {}
+    done: dict[TopicPartition, int] = dict.fromkeys(tps, 0)
+    applied_records = 0
+    idle = 0
+    while True:
+        batch = await consumer.getmany(timeout_ms=500, max_records=batch_records)
+        for tp in tps:
+            high = consumer.highwater(tp)
+            if high is not None and tp not in targets:
+                targets[tp] = high
+        if not batch:
+            idle += 1
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            finished = all(tp in targets and positions[tp] >= targets[tp] for tp in tps)
+            if finished or idle > 20:
+                break
+            continue
+        idle = 0
+        for tp, msgs in batch.items():
+            records = [
+                Record(m.offset, m.value, skip=from_ms is not None and m.timestamp < from_ms)
+                for m in msgs
+            ]
+            result = await applier.apply(topic, tp.partition, records, keys=keys)
+            report.records += len(msgs)
+            report.events += result.applied
+            report.rejected += result.rejected
+            report.duplicates += result.duplicates
+            applied_records += len(msgs)
+            done[tp] = msgs[-1].offset + 1
+            remaining = max(0, targets.get(tp, done[tp]) - done[tp])
+            metrics.REPLAY_PROGRESS.labels(topic, str(tp.partition)).set(remaining)
+        if progress:
+            total = sum(targets.values()) if len(targets) == len(tps) else 0
+            progress(topic, sum(done.values()), total)
+        if len(targets) == len(tps) and all(done[tp] >= targets[tp] for tp in tps):
+            break
+    return applied_records
+
+
+async def state_digest(store: StateStore, prefix: str, generation: int) -> str:
+    """Digest of every key of one generation (key names without the generation)."""
+    return digest_of(await store.dump(Keys(prefix, generation, 1).base))
