@@ -2,38 +2,110 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
+from api import metrics
+from api.bundle import Bundle, BundleWatcher
+from api.query import QueryEmbedder
+from api.reader import Reader
+from api.recommend import Engine
+from api.routes import admin, ingest, recs
 from api.routes import ops as ops_routes
 from api.state import Resources
+from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
 from models.settings import Settings
+from models.state import fold_config
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+async def _keep_producer(res: Resources) -> None:
+    """Connect the producer, retrying until the broker answers (ingest says 503 meanwhile)."""
+    s = res.settings
+    if not s.kafka.bootstrap:
+        return
+    delay = 0.5
+    while res.producer is None:
+        producer = EventProducer(
+            s.kafka.bootstrap,
+            s.kafka.partitions,
+            max_record_bytes=s.kafka.max_record_bytes,
+            request_timeout_ms=s.kafka.request_timeout_ms,
+        )
+        try:
+            await producer.start()
+            res.producer = producer
+        except BrokerUnavailable as exc:
+            log.warning("broker not reachable yet: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def build_resources(settings: Settings) -> Resources:
+    """Resources without connections (connections open lazily on first use)."""
+    res = Resources(settings, bundle=Bundle())
+    reader = None
+    if settings.redis.url is not None:
+        res.redis = connect(
+            settings.redis.url.get_secret_value(),
+            cluster=settings.redis.cluster,
+            timeout_s=settings.api.dependency_timeout_s,
+            max_connections=settings.redis.max_connections,
+        )
+        res.store = RedisStore(res.redis)
+        reader = Reader(
+            res.store,
+            settings.redis.key_prefix,
+            settings.kafka.partitions,
+            trending_bucket_s=settings.stream.trending_bucket_s,
+            trending_window_s=settings.stream.trending_window_s,
+        )
+    res.engine = Engine(
+        reader,
+        fold_config(settings),
+        settings.api.dependency_timeout_s,
+        settings.api.mmr_lambda,
+        settings.api.artist_gap,
+    )
+    res.embedder = QueryEmbedder()
+    return res
+
+
+def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        res = Resources(settings)
-        if settings.redis.url is not None:
-            res.redis = connect(
-                settings.redis.url.get_secret_value(),
-                cluster=settings.redis.cluster,
-                timeout_s=settings.api.dependency_timeout_s,
-                max_connections=settings.redis.max_connections,
-            )
-            res.store = RedisStore(res.redis)
+        res = resources or build_resources(settings)
         app.state.resources = res
+        watcher = BundleWatcher(
+            res, Path(settings.artifacts.root), settings.artifacts.keep_versions
+        )
+        await watcher.check()
+        tasks = [
+            asyncio.create_task(watcher.run(settings.artifacts.watch_interval_s)),
+            asyncio.create_task(_keep_producer(res)),
+        ]
+        if res.embedder is not None and res.embedder.model.available():
+            tasks.append(asyncio.create_task(res.embedder.embed("warm up")))
+        res.extras["watcher"] = watcher
         try:
             yield
         finally:
+            for t in tasks:
+                t.cancel()
+            if res.producer is not None:
+                await res.producer.stop()
             if res.store is not None:
                 await res.store.close()
 
@@ -43,5 +115,44 @@ def create_app(settings: Settings) -> FastAPI:
         description="Streaming music recommendations that adapt to every play, skip and like.",
         lifespan=lifespan,
     )
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
+
+    @app.middleware("http")
+    async def limit_and_measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        limit = settings.api.max_request_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            metrics.REJECTED.labels("413").inc()
+            return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    metrics.REJECTED.labels("413").inc()
+                    return JSONResponse(
+                        {"detail": f"request body over {limit} bytes"}, status_code=413
+                    )
+            request._body = body  # the stream is consumed; hand the body on
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.HTTP_SECONDS.labels(path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
     app.include_router(ops_routes.router)
+    app.include_router(recs.router)
+    app.include_router(ingest.router)
+    app.include_router(admin.router)
     return app

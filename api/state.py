@@ -15,5 +15,8 @@ class Resources:
     settings: Settings
     redis: Any = None  # redis.asyncio client
     store: Any = None  # models.io.redis_store.RedisStore
-    producer: Any = None  # models.io.producer.EventProducer
+    producer: Any = None  # models.io.producer.EventProducer (None: broker not reachable yet)
+    engine: Any = None  # api.recommend.Engine
+    embedder: Any = None  # api.query.QueryEmbedder
+    bundle: Any = None  # api.bundle.Bundle, swapped whole by the watcher
     extras: dict[str, Any] = field(default_factory=dict)

@@ -18,8 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveInt,
     TypeAdapter,
     model_validator,
 )
@@ -42,6 +40,10 @@ Id = Annotated[
 Text = Annotated[str, Field(max_length=10_000)]
 ShortText = Annotated[str, Field(max_length=500)]
 Url = Annotated[str, Field(max_length=2_048, pattern=r"^(https?|file)://\S+$")]
+Millis = Annotated[
+    int, Field(ge=0, le=1_000_000_000, description="Milliseconds (at most ~11 days).")
+]
+Duration = Annotated[int, Field(gt=0, le=1_000_000_000, description="Milliseconds, positive.")]
 
 
 class LinkStatus(enum.StrEnum):
@@ -63,7 +65,7 @@ class RecContext(BaseModel):
     arm: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="The bandit arm that produced the list."
     )
-    position: NonNegativeInt | None = Field(
+    position: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
         default=None, description="0-based position of the track in the list."
     )
     source: Annotated[str, Field(max_length=64)] | None = Field(
@@ -96,12 +98,12 @@ class Play(_Interaction):
     """The user played a track (fully or in part)."""
 
     type: Literal["play"] = "play"
-    ms_played: NonNegativeInt = Field(description="Milliseconds actually played.")
-    duration_ms: PositiveInt | None = Field(default=None, description="Track duration.")
+    ms_played: Millis = Field(description="Milliseconds actually played.")
+    duration_ms: Duration | None = Field(default=None, description="Track duration.")
     completion: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None, description="Share of the track played, 0-1; derived when absent."
     )
-    count: PositiveInt = Field(
+    count: Annotated[int, Field(ge=1)] = Field(
         default=1, le=10_000_000, description="Plays this event stands for (history imports)."
     )
 
@@ -124,8 +126,8 @@ class Skip(_Interaction):
     """The user skipped a track after ``ms_played`` milliseconds."""
 
     type: Literal["skip"] = "skip"
-    ms_played: NonNegativeInt = Field(description="Milliseconds played before the skip.")
-    duration_ms: PositiveInt | None = Field(default=None, description="Track duration.")
+    ms_played: Millis = Field(description="Milliseconds played before the skip.")
+    duration_ms: Duration | None = Field(default=None, description="Track duration.")
 
 
 class Like(_Interaction):
@@ -160,10 +162,10 @@ class NewTrack(_Envelope):
     tags: tuple[Annotated[str, Field(max_length=100)], ...] = Field(default=(), max_length=64)
     year: Annotated[int, Field(ge=1000, le=2200)] | None = None
     description: Text | None = None
-    duration_ms: PositiveInt | None = None
+    duration_ms: Duration | None = None
     audio_url: Url | None = None
     permalink_url: Url | None = None
-    playback_count: NonNegativeInt | None = None
+    playback_count: Annotated[int, Field(ge=0, le=10**15)] | None = None
 
 
 class PlaybackFailure(_Envelope):
@@ -188,7 +190,7 @@ class LinkCheck(_Envelope):
     status: LinkStatus
     http_code: Annotated[int, Field(ge=100, le=599)] | None = None
     redirect_url: Url | None = None
-    latency_ms: Annotated[float, Field(ge=0)] | None = None
+    latency_ms: Annotated[float, Field(ge=0, le=1e9)] | None = None
 
 
 Interaction = Play | Skip | Like | Unlike | Dislike

@@ -165,11 +165,19 @@ class BatchSettings(BaseSettings):
     confidence: Literal["binary", "log", "bm25"] = Field(
         default="bm25", description="Weighting of play counts into confidence."
     )
-    factors: int = Field(default=64, ge=2, description="Latent dimension (ALS and LightGCN).")
-    als_iterations: int = Field(default=30, ge=1, description="ALS sweeps.")
-    als_regularization: float = Field(default=0.05, ge=0, description="ALS L2 penalty.")
+    factors: int = Field(default=64, ge=2, description="ALS latent dimension.")
+    als_iterations: int = Field(default=15, ge=1, description="ALS sweeps.")
+    als_regularization: float = Field(default=10.0, ge=0, description="ALS L2 penalty.")
+    als_alpha: float | None = Field(
+        default=None,
+        gt=0,
+        description="ALS confidence scale (1 + alpha * weight); unset: 5 binary, 1 log, 0.01 bm25.",
+    )
+    lightgcn_factors: int = Field(default=64, ge=2, description="LightGCN embedding size.")
     lightgcn_layers: int = Field(default=3, ge=1, description="LightGCN propagation layers.")
-    lightgcn_epochs: int = Field(default=200, ge=1, description="LightGCN epoch cap.")
+    lightgcn_epochs: int = Field(default=300, ge=1, description="LightGCN epoch cap.")
+    lightgcn_lr: float = Field(default=5e-3, gt=0, description="LightGCN Adam learning rate.")
+    lightgcn_batch_size: int = Field(default=4096, ge=1, description="LightGCN BPR pairs per step.")
     seed: int = Field(default=2024, description="Seed for splits and initialisation.")
     schedule_s: float = Field(
         default=0, ge=0, description="Retrain every N seconds under `encore up` (0: never)."

@@ -50,6 +50,17 @@ class FoldConfig:
     history_len: int = 200
 
 
+def fold_config(settings: Any) -> FoldConfig:
+    """Fold parameters from a settings tree (its ``stream`` section)."""
+    s = settings.stream
+    return FoldConfig(
+        half_life_s=s.half_life_s,
+        session_gap_s=s.session_gap_s,
+        full_play=s.full_play,
+        history_len=s.history_len,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ItemInfo:
     """What the fold needs to know of a track: its vector in the item space, if any."""

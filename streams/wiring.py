@@ -9,19 +9,8 @@ from models.apply import TrendConfig
 from models.codec import Rejected
 from models.io.redis_store import RedisStore, connect
 from models.settings import Settings
-from models.state import FoldConfig
+from models.state import fold_config
 from streams.applier import Applier, ContentFn, DeadLetterSink, ItemLookup
-
-
-def fold_config(settings: Settings) -> FoldConfig:
-    """Fold parameters from the stream settings."""
-    s = settings.stream
-    return FoldConfig(
-        half_life_s=s.half_life_s,
-        session_gap_s=s.session_gap_s,
-        full_play=s.full_play,
-        history_len=s.history_len,
-    )
 
 
 def redis_store(settings: Settings, timeout_s: float | None = None) -> RedisStore:

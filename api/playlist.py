@@ -1,0 +1,40 @@
+"""XSPF 1.0 playlists (https://xspf.org/spec)."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+XSPF_NS = "http://xspf.org/ns/0/"
+
+
+def xspf(title: str, creator: str, items: Sequence[dict[str, Any]], rec_id: str) -> bytes:
+    """A valid XSPF 1.0 document for recommended tracks (location when the audio is known)."""
+    ET.register_namespace("", XSPF_NS)
+    root = ET.Element(f"{{{XSPF_NS}}}playlist", {"version": "1"})
+    ET.SubElement(root, f"{{{XSPF_NS}}}title").text = title
+    ET.SubElement(root, f"{{{XSPF_NS}}}creator").text = creator
+    ET.SubElement(root, f"{{{XSPF_NS}}}date").text = time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()
+    )
+    ET.SubElement(root, f"{{{XSPF_NS}}}identifier").text = f"urn:encore:rec:{rec_id}"
+    tracks = ET.SubElement(root, f"{{{XSPF_NS}}}trackList")
+    for item in items:
+        track = ET.SubElement(tracks, f"{{{XSPF_NS}}}track")
+        if item.get("audio_url"):
+            ET.SubElement(track, f"{{{XSPF_NS}}}location").text = item["audio_url"]
+        ET.SubElement(track, f"{{{XSPF_NS}}}identifier").text = "urn:encore:track:" + quote(
+            str(item["track_id"]), safe=":"
+        )
+        if item.get("title"):
+            ET.SubElement(track, f"{{{XSPF_NS}}}title").text = str(item["title"])
+        if item.get("artist"):
+            ET.SubElement(track, f"{{{XSPF_NS}}}creator").text = str(item["artist"])
+        if item.get("reason"):
+            ET.SubElement(track, f"{{{XSPF_NS}}}annotation").text = str(item["reason"])
+        if item.get("permalink_url"):
+            ET.SubElement(track, f"{{{XSPF_NS}}}info").text = item["permalink_url"]
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

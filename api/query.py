@@ -1,0 +1,250 @@
+"""Query recommendations and similarity: text, mood and audio retrieval, the same rerank."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from api import metrics
+from api.bundle import Bundle, Content
+from api.candidates import LRU
+from api.reader import CatalogTrack
+from api.recommend import Engine, Timer, artist_key, enrich, item_json, track_info
+from models.io.text import TextModel
+from models.query import WEIGHTS_BY_TYPE, detect_mood, detect_type, mood_similarity
+from models.rerank import Candidate, Context, Filters, describe, merge, rerank
+
+
+class QueryEmbedder:
+    """Query text -> unit embedding, cached (the model runs in a worker thread)."""
+
+    def __init__(self, model: TextModel | None = None, size: int = 5_000) -> None:
+        self.model = model or TextModel()
+        self.cache = LRU(size)
+
+    async def embed(self, text: str) -> np.ndarray | None:
+        if not self.model.available():
+            return None
+        key = text.strip().lower()
+        hit = self.cache.get(key)
+        metrics.CACHE.labels("query_embedding", "hit" if hit is not None else "miss").inc()
+        if hit is None:
+            hit = (await asyncio.to_thread(self.model.encode, [key]))[0]
+            self.cache.put(key, hit)
+        return hit  # type: ignore[no-any-return]
+
+
+def _signals_for(
+    pool: list[Candidate],
+    content: Content,
+    bundle: Bundle,
+    text_vec: np.ndarray,
+    mood: tuple[float, float] | None,
+    audio_q: np.ndarray | None,
+) -> None:
+    """Fill text, mood, audio and popularity signals for every candidate the models know."""
+    rows = [content.row.get(c.track_id) for c in pool]
+    known = [i for i, r in enumerate(rows) if r is not None]
+    idx = np.array([rows[i] for i in known], dtype=np.int64)
+    if not len(idx):
+        return
+    text = content.text[idx] @ text_vec
+    moods = mood_similarity(content.mood[idx], mood) if mood else None
+    audio = (
+        content.audio[idx] @ audio_q if content.audio is not None and audio_q is not None else None
+    )
+    for j, i in enumerate(known):
+        c = pool[i]
+        c.signals["text"] = float(text[j])
+        if moods is not None:
+            c.signals["mood"] = float(moods[j])
+        if audio is not None:
+            c.signals["audio"] = float(audio[j])
+        if bundle.collab is not None and c.track_id in bundle.collab.row:
+            c.signals["popularity"] = math.log1p(
+                float(bundle.collab.popularity[bundle.collab.row[c.track_id]])
+            )
+
+
+def mood_json(content: Content | None, track: str) -> dict[str, float] | None:
+    """A track's valence and arousal."""
+    if content is None or track not in content.row:
+        return None
+    v, a = content.mood[content.row[track]]
+    return {"valence": round(float(v), 3), "arousal": round(float(a), 3)}
+
+
+async def query_recs(
+    engine: Engine,
+    bundle: Bundle,
+    embedder: QueryEmbedder,
+    query: str,
+    top_k: int,
+    filters: Filters,
+) -> dict[str, Any]:
+    """``POST /v1/recommend``."""
+    timer = Timer("query")
+    content = bundle.content
+    base: dict[str, Any] = {
+        "query": query,
+        "rec_id": uuid.uuid4().hex,
+        "model_versions": bundle.versions(),
+    }
+    vec = await embedder.embed(query)
+    timer.lap("embed")
+    if content is None or vec is None:
+        reason = "no_content_model" if content is None else "text_model_not_installed"
+        metrics.DEGRADED.labels(reason).inc()
+        return {
+            **base,
+            "query_type": None,
+            "mood_detected": None,
+            "items": [],
+            "degraded": True,
+            "degraded_reasons": [reason],
+            "timings_ms": timer.stages,
+        }
+    mood = detect_mood(query, vec, content.lexicon, content.text_to_mood, content.text_to_mood_bias)
+    qtype = detect_type(
+        query, genres=content.genres, artists=content.artist_names, lexicon=content.lexicon
+    )
+    weights = WEIGHTS_BY_TYPE[qtype]
+    timer.lap("understand")
+
+    rows, scores = content.search_text(vec, 200)
+    text_c = [
+        Candidate(content.ids[r], {"text": float(s)}, ["text"])
+        for r, s in zip(rows, scores, strict=True)
+    ]
+    target = (mood.valence, mood.arousal) if mood.source != "none" else None
+    mood_c: list[Candidate] = []
+    if target is not None:
+        sims = mood_similarity(content.mood, target)
+        top = np.argsort(-sims, kind="stable")[:200]
+        mood_c = [Candidate(content.ids[r], {"mood": float(sims[r])}, ["mood"]) for r in top]
+    audio_q = None
+    audio_c: list[Candidate] = []
+    if content.audio is not None and len(rows):
+        audio_q = content.audio[rows[:10]].mean(axis=0)
+        a_rows, a_scores = content.search_audio(audio_q, 100)
+        audio_c = [
+            Candidate(content.ids[r], {"audio": float(s)}, ["audio"])
+            for r, s in zip(a_rows, a_scores, strict=True)
+        ]
+        audio_q = audio_q / max(float(np.linalg.norm(audio_q)), 1e-9)
+    pool = merge([text_c, mood_c, audio_c])
+    _signals_for(pool, content, bundle, vec, target, audio_q)
+    timer.lap("retrieve")
+
+    catalog: dict[str, CatalogTrack] = {}
+    degraded: list[str] = []
+    keys = None
+    if engine.reader is not None:
+        try:
+            keys = await asyncio.wait_for(engine.reader.keys(), engine.timeout_s)
+        except (OSError, TimeoutError, Exception):  # noqa: BLE001 - degrade, never fail
+            degraded.append("redis_unavailable")
+    await enrich(engine, bundle, keys, pool, catalog, degraded)
+    ranked = rerank(
+        pool,
+        weights,
+        n=top_k,
+        filters=filters,
+        ctx=Context(),
+        lam=engine.mmr_lambda,
+        artist_gap=engine.artist_gap,
+        mood_label=mood.label,
+    )
+    timer.lap("rerank")
+    items = []
+    for r in ranked:
+        item = item_json(r, bundle, catalog)
+        item["mood"] = mood_json(content, r.candidate.track_id)
+        info = track_info(bundle, catalog, r.candidate.track_id)
+        item["audio_features"] = info.get("audio_features")
+        items.append(item)
+    return {
+        **base,
+        "query_type": qtype,
+        "weights": weights,
+        "mood_detected": {
+            "valence": round(mood.valence, 3),
+            "arousal": round(mood.arousal, 3),
+            "label": mood.label,
+            "words": list(mood.words),
+            "source": mood.source,
+        },
+        "candidates": describe(pool),
+        "items": items,
+        "degraded": bool(degraded),
+        "degraded_reasons": degraded,
+        "timings_ms": timer.stages,
+    }
+
+
+async def similar_tracks(
+    engine: Engine, bundle: Bundle, track: str, n: int, exclude_artist: bool = False
+) -> dict[str, Any] | None:
+    """``GET /v1/tracks/{id}/similar`` (None: the track is unknown to every model)."""
+    timer = Timer("similar")
+    collab, content = bundle.collab, bundle.content
+    groups: list[list[Candidate]] = []
+    if collab is not None and track in collab.row:
+        rows, scores = collab.search(collab.raw_items[collab.row[track]], 100)
+        groups.append(
+            [
+                Candidate(collab.ids[r], {"collab": float(s)}, ["collab"], seed=track)
+                for r, s in zip(rows, scores, strict=True)
+            ]
+        )
+    if content is not None and track in content.row:
+        row = content.row[track]
+        rows, scores = content.search_text(content.text[row], 100)
+        groups.append(
+            [
+                Candidate(content.ids[r], {"text": float(s)}, ["text"], seed=track)
+                for r, s in zip(rows, scores, strict=True)
+            ]
+        )
+        if content.audio is not None:
+            rows, scores = content.search_audio(content.audio[row], 100)
+            groups.append(
+                [
+                    Candidate(content.ids[r], {"audio": float(s)}, ["audio"], seed=track)
+                    for r, s in zip(rows, scores, strict=True)
+                ]
+            )
+    if not groups:
+        return None
+    pool = [c for c in merge(groups) if c.track_id != track]
+    timer.lap("retrieve")
+    catalog: dict[str, CatalogTrack] = {}
+    await enrich(engine, bundle, None, pool, catalog, [])
+    own = track_info(bundle, catalog, track)
+    own_artist = artist_key(own)
+    blocked = frozenset({own_artist}) if exclude_artist and own_artist else frozenset()
+    ranked = rerank(
+        pool,
+        {"collab": 0.5, "text": 0.3, "audio": 0.2},
+        n=n,
+        filters=Filters(),
+        ctx=Context(blocked_artists=blocked),
+        lam=engine.mmr_lambda,
+        artist_gap=engine.artist_gap,
+        titles={track: str(own.get("title") or track)},
+    )
+    timer.lap("rerank")
+    return {
+        "track_id": track,
+        "title": own.get("title"),
+        "artist": own.get("artist"),
+        "items": [item_json(r, bundle, catalog) for r in ranked],
+        "model_versions": bundle.versions(),
+        "timings_ms": timer.stages,
+        "generated_at": time.time(),
+    }

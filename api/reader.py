@@ -1,0 +1,143 @@
+"""Reads of the stream state, for requests: one round trip per step, all bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from models import ops
+from models.bandit import ARMS, Posterior, posteriors
+from models.io.store import StateStore
+from models.keys import Keys, generation_key
+from models.state import UserState
+
+
+@dataclass
+class CatalogTrack:
+    """A track as the catalog topic described it."""
+
+    track_id: str
+    meta: dict[str, Any]
+    text: np.ndarray | None
+    cf: np.ndarray | None
+    cf_model: str
+    valence: float | None
+    arousal: float | None
+    updated_ms: int
+
+
+class Reader:
+    """State reads used by the API."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        prefix: str,
+        partitions: int,
+        *,
+        trending_bucket_s: int,
+        trending_window_s: int,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.partitions = partitions
+        self.bucket_s = trending_bucket_s
+        self.window_s = trending_window_s
+        self._bandit: tuple[float, int, dict[str, Posterior]] | None = None
+
+    async def keys(self) -> Keys:
+        """Key layout of the active generation."""
+        gen = await self.store.get_int(generation_key(self.prefix), 0)
+        return Keys(self.prefix, gen, self.partitions)
+
+    async def user(self, keys: Keys, user_id: str) -> UserState:
+        """A user's state (a new user is an empty state)."""
+        [fields] = await self.store.read([ops.hgetall(keys.user(user_id))])
+        return UserState.from_fields(fields)
+
+    async def trending(self, keys: Keys, now_s: float, top: int = 100) -> dict[str, float]:
+        """Plays per track over the trending window, summed over partitions and buckets."""
+        last = int(now_s) // self.bucket_s * self.bucket_s
+        buckets = range(last - self.window_s + self.bucket_s, last + 1, self.bucket_s)
+        reads = [
+            ops.zrevrange(keys.trending(p, b), 0, top - 1)
+            for p in range(self.partitions)
+            for b in buckets
+        ]
+        counts: Counter[str] = Counter()
+        for rows in await self.store.read(reads):
+            for member, score in rows:
+                counts[member.decode()] += score
+        return dict(counts.most_common(top))
+
+    async def fresh(self, keys: Keys, top: int = 100) -> list[tuple[str, float]]:
+        """Newest catalog arrivals over all tracks partitions."""
+        reads = [ops.zrevrange(keys.fresh(p), 0, top - 1) for p in range(self.partitions)]
+        rows = [(m.decode(), s) for part in await self.store.read(reads) for m, s in part]
+        return sorted(rows, key=lambda r: -r[1])[:top]
+
+    async def bandit(self, keys: Keys, max_age_s: float = 1.0) -> dict[str, Posterior]:
+        """Arm posteriors summed over partitions (cached for ``max_age_s``)."""
+        now = time.monotonic()
+        if (
+            self._bandit
+            and self._bandit[1] == keys.generation
+            and now - self._bandit[0] < max_age_s
+        ):
+            return self._bandit[2]
+        sums = await self.store.read([ops.hgetall(keys.bandit(p)) for p in range(self.partitions)])
+        post = posteriors(sums, ARMS)
+        self._bandit = (now, keys.generation, post)
+        return post
+
+    async def links(self, keys: Keys, tracks: list[str]) -> dict[str, str]:
+        """Link status per track (absent: unknown)."""
+        rows = await self.store.read([ops.hmget(keys.link(t), "status") for t in tracks])
+        return {
+            t: (r[0].decode() if r[0] else "unknown") for t, r in zip(tracks, rows, strict=True)
+        }
+
+    async def link_health(self, keys: Keys, track: str) -> dict[str, str]:
+        """The whole link-health record of one track."""
+        [fields] = await self.store.read([ops.hgetall(keys.link(track))])
+        return {k.decode(): v.decode() for k, v in fields.items()}
+
+    async def catalog(self, keys: Keys, tracks: list[str]) -> dict[str, CatalogTrack]:
+        """Catalog entries (metadata and content vectors) of the tracks that have one."""
+        fields = ("meta", "text", "cf", "content_model", "valence", "arousal", "updated_ms")
+        rows = await self.store.read([ops.hmget(keys.track(t), *fields) for t in tracks])
+        out = {}
+        for t, (meta, text, cf, cmodel, val, aro, updated) in zip(tracks, rows, strict=True):
+            if not meta:
+                continue
+            out[t] = CatalogTrack(
+                t,
+                orjson.loads(meta),
+                np.frombuffer(text, dtype="<f4") if text else None,
+                np.frombuffer(cf, dtype="<f4") if cf else None,
+                cmodel.decode() if cmodel else "",
+                float(val) if val else None,
+                float(aro) if aro else None,
+                int(updated or 0),
+            )
+        return out
+
+    async def lag(self) -> dict[str, int]:
+        """Consumer lag per partition as the workers last reported it."""
+        client = getattr(self.store, "client", None)
+        if client is None:
+            return {}
+        raw = await client.hgetall(f"{self.prefix}:lag")
+        return {k.decode(): int(v.split(b":")[0]) for k, v in raw.items()}
+
+
+async def bounded(coro: Any, timeout_s: float) -> Any:
+    """Await with a timeout (every dependency call of a request goes through this)."""
+    async with asyncio.timeout(timeout_s):
+        return await coro

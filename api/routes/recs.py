@@ -1,0 +1,208 @@
+"""Recommendation, similarity, radio and playlist routes (``/v1``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ReadAccess, Res
+from api.playlist import xspf
+from api.query import mood_json, query_recs, similar_tracks
+from api.recommend import artist_key, personal, track_info
+from api.state import Resources
+from models.rerank import Filters
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x20\x7f]+$")]
+
+
+class FilterBody(BaseModel):
+    """Restrictions on the results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    genres: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=20)
+    year_min: Annotated[int, Field(ge=1000, le=2200)] | None = None
+    year_max: Annotated[int, Field(ge=1000, le=2200)] | None = None
+    exclude_artists: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+    def to_filters(self) -> Filters:
+        if self.year_min and self.year_max and self.year_min > self.year_max:
+            raise HTTPException(422, "filters.year_min: must not be after year_max")
+        return Filters(
+            genres=frozenset(g.lower() for g in self.genres),
+            year_min=self.year_min,
+            year_max=self.year_max,
+            exclude_artists=frozenset(self.exclude_artists),
+        )
+
+
+class QueryBody(BaseModel):
+    """A free-text recommendation request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=500, description="e.g. 'rainy sunday'")
+    top_k: int = Field(default=20, ge=1, le=100)
+    filters: FilterBody = Field(default_factory=FilterBody)
+
+
+def _filters(
+    genres: str | None, year_min: int | None, year_max: int | None, exclude_artists: str | None
+) -> Filters:
+    return FilterBody(
+        genres=[g for g in (genres or "").split(",") if g],
+        year_min=year_min,
+        year_max=year_max,
+        exclude_artists=[a for a in (exclude_artists or "").split(",") if a],
+    ).to_filters()
+
+
+def _n(res: Resources, n: int) -> int:
+    return min(n, res.settings.api.max_results)
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    dependencies=[ReadAccess],
+    summary="Personal recommendations, reflecting the user's last events",
+)
+async def user_recommendations(
+    res: Res,
+    user_id: IdPath,
+    n: Annotated[int, Query(ge=1, le=100)] = 20,
+    context: Annotated[str | None, Query(max_length=64, pattern=r"^[\w .:-]*$")] = None,
+    genres: Annotated[str | None, Query(max_length=500, description="comma-separated")] = None,
+    year_min: Annotated[int | None, Query(ge=1000, le=2200)] = None,
+    year_max: Annotated[int | None, Query(ge=1000, le=2200)] = None,
+    exclude_artists: Annotated[str | None, Query(max_length=2000)] = None,
+) -> dict[str, Any]:
+    filters = _filters(genres, year_min, year_max, exclude_artists)
+    return await personal(res.engine, res.bundle, user_id, _n(res, n), filters, context)
+
+
+@router.post(
+    "/recommend",
+    dependencies=[ReadAccess],
+    summary="Recommendations for a free-text query (mood, genre, artist, attribute)",
+)
+async def recommend(res: Res, body: QueryBody) -> dict[str, Any]:
+    return await query_recs(
+        res.engine,
+        res.bundle,
+        res.embedder,
+        body.query,
+        _n(res, body.top_k),
+        body.filters.to_filters(),
+    )
+
+
+@router.get(
+    "/tracks/{track_id}/similar",
+    dependencies=[ReadAccess],
+    summary="Tracks similar to a track (collaborative, text and audio neighbours)",
+)
+async def similar(
+    res: Res, track_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    out = await similar_tracks(res.engine, res.bundle, track_id, _n(res, n))
+    if out is None:
+        raise HTTPException(404, f"track {track_id!r} is in no published model")
+    return out
+
+
+@router.get(
+    "/tracks/{track_id}",
+    dependencies=[ReadAccess],
+    summary="A track: metadata, mood, audio features, link health",
+)
+async def track(res: Res, track_id: IdPath) -> dict[str, Any]:
+    bundle = res.bundle
+    catalog = {}
+    link: dict[str, str] = {}
+    if res.engine.reader is not None:
+        try:
+            keys = await res.engine.reader.keys()
+            catalog = await res.engine.reader.catalog(keys, [track_id])
+            link = await res.engine.reader.link_health(keys, track_id)
+        except Exception:  # noqa: BLE001 - a track page without live facts is still a page
+            link = {}
+    info = track_info(bundle, catalog, track_id)
+    if not info:
+        raise HTTPException(404, f"unknown track {track_id!r}")
+    return {
+        "track_id": track_id,
+        **info,
+        "mood": mood_json(bundle.content, track_id),
+        "link_health": link or {"status": "unknown"},
+        "artist_key": artist_key(info),
+        "model_versions": bundle.versions(),
+    }
+
+
+@router.get(
+    "/users/{user_id}/similar",
+    dependencies=[ReadAccess],
+    summary="Listeners with similar taste (batch user factors)",
+)
+async def similar_users(
+    res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 10
+) -> dict[str, Any]:
+    collab = res.bundle.collab
+    if collab is None or user_id not in collab.users:
+        raise HTTPException(404, f"user {user_id!r} is not in the published model")
+    factors = collab.user_factors
+    unit = factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-9)
+    sims = unit @ unit[collab.users[user_id]]
+    ids = list(collab.users)
+    order = [i for i in np.argsort(-sims, kind="stable") if ids[i] != user_id][: _n(res, n)]
+    return {
+        "user_id": user_id,
+        "model_version": collab.version,
+        "users": [{"user_id": ids[i], "similarity": round(float(sims[i]), 4)} for i in order],
+    }
+
+
+@router.get(
+    "/artists/{artist_id}/radio",
+    dependencies=[ReadAccess],
+    summary="Radio: the artist's genre and mood neighbourhood, without the artist",
+)
+async def artist_radio(
+    res: Res, artist_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    from api.radio import radio
+
+    out = await radio(res.engine, res.bundle, artist_id, _n(res, n))
+    if out is None:
+        raise HTTPException(404, f"artist {artist_id!r} has no tracks in the published models")
+    return out
+
+
+@router.get(
+    "/users/{user_id}/playlist.xspf",
+    dependencies=[ReadAccess],
+    summary="The user's recommendations as an XSPF 1.0 playlist",
+    response_class=Response,
+)
+async def playlist(
+    res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 25
+) -> Response:
+    recs = await personal(res.engine, res.bundle, user_id, _n(res, n), Filters(), "playlist")
+    body = xspf(f"Encore for {user_id}", user_id, recs["items"], recs["rec_id"])
+    return Response(
+        body,
+        media_type="application/xspf+xml",
+        headers={"Content-Disposition": f'attachment; filename="encore-{_safe(user_id)}.xspf"'},
+    )
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe form of an id (for the Content-Disposition header)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]

@@ -1,0 +1,244 @@
+"""Pure scoring and reranking of candidate tracks.
+
+The reader gathers candidates and raw signals; this module turns them into a
+ranked, explained, diverse list:
+
+1. every signal is min-max normalised over the candidates (missing counts as 0);
+2. the hybrid score is the bandit arm's weighted sum of normalised signals,
+   minus a penalty per recent skip of the track's artist;
+3. hard filters remove dead links, recently played and disliked tracks, blocked
+   and excluded artists, and tracks outside the request's genre/year filters;
+4. MMR picks the list greedily, trading score against similarity to what is
+   already picked (``lambda``), with a minimum gap between tracks of one artist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SKIP_PENALTY = 0.15
+"""Score removed per (decayed) recent skip of the track's artist."""
+
+
+@dataclass
+class Candidate:
+    """One candidate track with its raw signals and what is known about it."""
+
+    track_id: str
+    signals: dict[str, float] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    artist: str | None = None
+    genre: str | None = None
+    year: int | None = None
+    link: str = "unknown"
+    seed: str | None = None  # the played track a content candidate came from
+    vector: np.ndarray | None = None  # for diversity (any space; compared within a request)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the request allows."""
+
+    genres: frozenset[str] = frozenset()
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude_artists: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the user's state says, joined with the catalog."""
+
+    recent: frozenset[str] = frozenset()
+    disliked: frozenset[str] = frozenset()
+    blocked_artists: frozenset[str] = frozenset()
+    artist_skips: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Ranked:
+    """A picked track: its final score, per-signal contributions and a reason."""
+
+    candidate: Candidate
+    score: float
+    contributions: dict[str, float]
+    reason: str
+
+
+def normalise(candidates: Sequence[Candidate], signals: Sequence[str]) -> dict[str, np.ndarray]:
+    """Min-max normalised signal columns over the candidates (absent -> 0)."""
+    out = {}
+    for s in signals:
+        raw = np.array([c.signals.get(s, np.nan) for c in candidates], dtype=np.float64)
+        present = ~np.isnan(raw)
+        col = np.zeros(len(candidates))
+        if present.any():
+            lo, hi = raw[present].min(), raw[present].max()
+            col[present] = 1.0 if hi - lo < 1e-12 else (raw[present] - lo) / (hi - lo)
+        out[s] = col
+    return out
+
+
+def allowed(c: Candidate, filters: Filters, ctx: Context) -> bool:
+    """Hard filters: dead links, history, dislikes, artists, genre and year."""
+    if c.link == "dead" or c.track_id in ctx.recent or c.track_id in ctx.disliked:
+        return False
+    if c.artist is not None and (
+        c.artist in ctx.blocked_artists or c.artist in filters.exclude_artists
+    ):
+        return False
+    if filters.genres and (c.genre is None or c.genre.lower() not in filters.genres):
+        return False
+    if filters.year_min is not None and (c.year is None or c.year < filters.year_min):
+        return False
+    return not (filters.year_max is not None and (c.year is None or c.year > filters.year_max))
+
+
+def score(
+    candidates: Sequence[Candidate], weights: Mapping[str, float], ctx: Context
+) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Hybrid scores and per-signal contributions (the skip penalty as ``skips``)."""
+    cols = normalise(candidates, list(weights))
+    total = np.zeros(len(candidates))
+    contributions: list[dict[str, float]] = [{} for _ in candidates]
+    for s, w in weights.items():
+        if w == 0:
+            continue
+        part = w * cols[s]
+        total += part
+        for i, v in enumerate(part):
+            if v:
+                contributions[i][s] = round(float(v), 4)
+    for i, c in enumerate(candidates):
+        skips = ctx.artist_skips.get(c.artist or "", 0.0)
+        if skips:
+            penalty = SKIP_PENALTY * skips
+            total[i] -= penalty
+            contributions[i]["skips"] = round(-penalty, 4)
+    return total, contributions
+
+
+def reason(
+    c: Candidate,
+    contributions: Mapping[str, float],
+    titles: Mapping[str, str],
+    mood_label: str | None = None,
+) -> str:
+    """A short human-readable reason from the strongest contribution."""
+    positive = {k: v for k, v in contributions.items() if v > 0}
+    top = max(positive, key=lambda k: positive[k]) if positive else None
+    if top == "content" and c.seed:
+        return f"because you played {titles.get(c.seed, 'a track you liked')}"
+    if top == "mood" and mood_label:
+        return f"matches your {mood_label}"
+    return {
+        "collab": "listeners with your taste play this",
+        "realtime": "close to what you are listening to now",
+        "content": "sounds like your recent plays",
+        "trending": "popular right now",
+        "fresh": "new in the catalog",
+        "popularity": "a favourite with many listeners",
+        "text": "matches your words",
+        "mood": f"matches the mood{' ' + mood_label if mood_label else ''}",
+        "audio": "sounds like your pick",
+    }.get(top or "", "picked for variety")
+
+
+def mmr(
+    candidates: Sequence[Candidate], scores: np.ndarray, n: int, lam: float, artist_gap: int
+) -> list[int]:
+    """Greedy MMR over the allowed candidates with a minimum same-artist gap.
+
+    When the gap cannot be kept (too few artists), the best remaining track is
+    taken anyway rather than returning a short list.
+    """
+    order = list(np.argsort(-scores, kind="stable"))
+    vecs = [c.vector for c in candidates]
+    picked: list[int] = []
+    sim_max = np.zeros(len(candidates))
+    while order and len(picked) < n:
+        recent_artists = (
+            {candidates[i].artist for i in picked[-artist_gap:]} if artist_gap else set()
+        )
+        best, best_val = None, -np.inf
+        fallback = None
+        for i in order:
+            val = lam * scores[i] - (1 - lam) * sim_max[i]
+            if candidates[i].artist is not None and candidates[i].artist in recent_artists:
+                if fallback is None or val > fallback[1]:
+                    fallback = (i, val)
+                continue
+            if val > best_val:
+                best, best_val = i, val
+        choice = best if best is not None else (fallback[0] if fallback else None)
+        if choice is None:
+            break
+        picked.append(choice)
+        order.remove(choice)
+        v = vecs[choice]
+        if v is not None:
+            for i in order:
+                w = vecs[i]
+                if w is not None and w.shape == v.shape:
+                    sim_max[i] = max(sim_max[i], float(np.dot(v, w)))
+    return picked
+
+
+def rerank(
+    candidates: Sequence[Candidate],
+    weights: Mapping[str, float],
+    *,
+    n: int,
+    filters: Filters,
+    ctx: Context,
+    lam: float,
+    artist_gap: int,
+    titles: Mapping[str, str] | None = None,
+    mood_label: str | None = None,
+) -> list[Ranked]:
+    """Filter, score, diversify and explain: the final list of at most ``n`` tracks."""
+    kept = [c for c in candidates if allowed(c, filters, ctx)]
+    if not kept:
+        return []
+    scores, contributions = score(kept, weights, ctx)
+    picked = mmr(kept, scores, n, lam, artist_gap)
+    return [
+        Ranked(
+            kept[i],
+            round(float(scores[i]), 4),
+            contributions[i],
+            reason(kept[i], contributions[i], titles or {}, mood_label),
+        )
+        for i in picked
+    ]
+
+
+def merge(groups: Sequence[Sequence[Candidate]]) -> list[Candidate]:
+    """Union candidates from several sources, keeping every signal and source seen."""
+    by_id: dict[str, Candidate] = {}
+    for group in groups:
+        for c in group:
+            have = by_id.get(c.track_id)
+            if have is None:
+                by_id[c.track_id] = c
+                continue
+            for s, v in c.signals.items():
+                have.signals[s] = max(v, have.signals.get(s, v))
+            have.sources += [s for s in c.sources if s not in have.sources]
+            have.seed = have.seed or c.seed
+            if have.vector is None:
+                have.vector = c.vector
+    return list(by_id.values())
+
+
+def describe(candidates: Sequence[Any]) -> dict[str, int]:
+    """Candidates per source (for metrics and the response)."""
+    counts: dict[str, int] = {}
+    for c in candidates:
+        for s in c.sources:
+            counts[s] = counts.get(s, 0) + 1
+    return counts

@@ -1,0 +1,292 @@
+"""The API on real Redis and real artifacts: adapts at once, explains, degrades, swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api.app import create_app
+from encore.services import Proc
+from models.codec import encode_batch
+from models.events import Skip
+from models.io.artifacts import ArtifactStore
+from models.io.redis_store import RedisStore, connect
+from models.settings import (
+    ApiSettings,
+    ArtifactSettings,
+    KafkaSettings,
+    RedisSettings,
+    Settings,
+)
+from models.topics import INTERACTIONS, TRACKS, partition_for
+from streams.applier import Record
+from streams.wiring import build_applier, discard_dead_letters
+from tests.apikit import Built, build, demo_data, publish_als
+from tests.streamkit import redis_db_url
+
+P = 6
+XSPF = "{http://xspf.org/ns/0/}"
+
+
+def _settings(redis_url: str | None, root: Path, bootstrap: str | None = None) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(bootstrap=bootstrap, partitions=P),
+        redis=RedisSettings(url=SecretStr(redis_url) if redis_url else None),
+        artifacts=ArtifactSettings(root=root, watch_interval_s=0.2),
+        api=ApiSettings(dependency_timeout_s=0.5),
+    )
+
+
+async def _apply(settings: Settings, events: list[Any]) -> None:
+    """Fold events into Redis with the stream applier (what a worker does)."""
+    store = RedisStore(connect(settings.redis.url.get_secret_value()))  # type: ignore[union-attr]
+    applier = build_applier(settings, store, discard_dead_letters)
+    by_part: dict[tuple[str, int], list[Any]] = {}
+    for e in events:
+        topic = TRACKS if e.type == "track" else INTERACTIONS
+        key = e.track_id if topic == TRACKS else e.user_id
+        by_part.setdefault((topic, partition_for(key, P)), []).append(e)
+    keys = await applier.keys()
+    for (topic, part), evs in sorted(by_part.items()):
+        offset = await store.get_int(keys.offset(topic, part), -1)
+        await applier.apply(topic, part, [Record(offset + 1, encode_batch(evs))])
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return build(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="module")
+def api(built: Built, redis_server: Proc) -> Iterator[tuple[TestClient, Settings]]:
+    url = redis_db_url(redis_server.address, 9)
+    redis.Redis.from_url(url).flushdb()
+    settings = _settings(url, built.root)
+    asyncio.run(_apply(settings, [*built.demo.tracks, *built.demo.interactions]))
+    with TestClient(create_app(settings)) as client:
+        yield client, settings
+
+
+def _recs(client: TestClient, user: str, n: int = 20, seed: int = 0) -> dict[str, Any]:
+    client.app.state.resources.engine.rng = np.random.default_rng(seed)  # same arm each time
+    r = client.get(f"/v1/users/{user}/recommendations", params={"n": n})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_personal_recommendations_explain_themselves(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    body = _recs(client, "demo:u3")
+    assert body["rec_id"]
+    assert body["arm"]
+    assert 0 < body["propensity"] <= 1
+    assert body["degraded"] is False
+    assert body["model_versions"]["als"]
+    assert body["model_versions"]["content"]
+    assert {"state", "bandit", "candidates", "enrich", "rerank"} <= set(body["timings_ms"])
+    items = body["items"]
+    assert len(items) == 20
+    assert all(i["reason"] and i["contributions"] and i["title"] for i in items)
+    scores = [i["score"] for i in items]
+    assert max(scores) == scores[0]
+    heard = {e.track_id for e in _demo(client).interactions if e.user_id == "demo:u3"}
+    recent = [i["track_id"] for i in items if i["track_id"] in heard]
+    assert len(recent) < len(items)  # not just the history back
+
+
+def _demo(client: TestClient) -> Any:
+    return demo_data()
+
+
+def _first_position(items: list[dict[str, Any]], artist: str) -> int:
+    return next((i for i, it in enumerate(items) if it["artist"] == artist), len(items))
+
+
+def test_two_skips_of_an_artist_demote_it_in_the_next_request(
+    api: tuple[TestClient, Settings],
+) -> None:
+    client, settings = api
+    user = "demo:u5"
+    before = _recs(client, user, n=30)["items"]
+    artist = before[0]["artist"]
+    tracks = [t for t in _demo(client).tracks if t.artist == artist][:2]
+    now = datetime.now(UTC)
+    skips = [
+        Skip(
+            event_id=f"api-skip-{t.track_id}",
+            occurred_at=now,
+            user_id=user,
+            track_id=t.track_id,
+            ms_played=3_000,
+        )
+        for t in tracks
+    ]
+    asyncio.run(_apply(settings, skips))
+    after = _recs(client, user, n=30)["items"]
+    assert _first_position(after, artist) > _first_position(before, artist)
+    for item in after:
+        if item["artist"] == artist:
+            assert item["contributions"]["skips"] < 0
+
+
+def test_cold_start_user_gets_popular_and_trending(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    body = _recs(client, "brand-new-listener")
+    assert body["items"]
+    assert body["session"]["events"] == 0
+    assert "collab" not in body["candidates"]
+
+
+def test_query_recommendations_detect_mood(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    r = client.post("/v1/recommend", json={"query": "calm music to fall asleep", "top_k": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["mood_detected"]["arousal"] < 0
+    assert body["items"]
+    assert all(i["mood"] is not None for i in body["items"])
+    energetic = client.post("/v1/recommend", json={"query": "angry loud party", "top_k": 10})
+    assert energetic.json()["mood_detected"]["arousal"] > body["mood_detected"]["arousal"]
+    sad = client.post("/v1/recommend", json={"query": "i miss my ex", "top_k": 5}).json()
+    assert sad["mood_detected"]["source"] == "regression"
+    genre = client.post("/v1/recommend", json={"query": "some jazz please"}).json()
+    assert genre["query_type"] == "genre"
+
+
+def test_similar_radio_track_page_and_users(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    demo = _demo(client)
+    track = demo.tracks[10]
+    sim = client.get(f"/v1/tracks/{track.track_id}/similar", params={"n": 8}).json()
+    assert len(sim["items"]) == 8
+    assert track.track_id not in [i["track_id"] for i in sim["items"]]
+    page = client.get(f"/v1/tracks/{track.track_id}").json()
+    assert page["title"] == track.title
+    assert page["link_health"]["status"] == "unknown"
+    radio = client.get(f"/v1/artists/{track.artist_id}/radio", params={"n": 10}).json()
+    assert radio["items"]
+    assert all(i["artist"] != track.artist for i in radio["items"])
+    users = client.get("/v1/users/demo:u1/similar", params={"n": 5}).json()
+    assert len(users["users"]) == 5
+    assert client.get("/v1/tracks/nope/similar").status_code == 404
+
+
+def test_playlist_is_valid_xspf(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    r = client.get("/v1/users/demo:u2/playlist.xspf", params={"n": 10})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/xspf+xml")
+    root = ET.fromstring(r.content)
+    assert root.tag == f"{XSPF}playlist"
+    assert root.attrib["version"] == "1"
+    tracks = root.findall(f"{XSPF}trackList/{XSPF}track")
+    assert len(tracks) == 10
+    allowed = {
+        "location",
+        "identifier",
+        "title",
+        "creator",
+        "annotation",
+        "info",
+        "image",
+        "album",
+        "trackNum",
+        "duration",
+        "link",
+        "meta",
+        "extension",
+    }
+    for t in tracks:
+        assert {c.tag.removeprefix(XSPF) for c in t} <= allowed
+        assert t.find(f"{XSPF}identifier").text.startswith("urn:")  # type: ignore[union-attr]
+
+
+def test_bad_requests_get_clear_4xx(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    r = client.get("/v1/users/demo:u1/recommendations", params={"n": 0})
+    assert r.status_code == 422
+    assert "n" in r.text
+    r = client.post("/v1/recommend", json={"query": ""})
+    assert r.status_code == 422
+    assert "query" in r.text
+    r = client.post(
+        "/v1/recommend", json={"query": "x", "filters": {"year_min": 2000, "year_max": 1990}}
+    )
+    assert r.status_code == 422
+    assert "year_min" in r.text
+    r = client.post(
+        "/v1/recommend", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413
+
+
+def test_hot_swap_under_concurrent_requests(api: tuple[TestClient, Settings], built: Built) -> None:
+    client, settings = api
+    old = client.get("/v1/users/demo:u1/recommendations").json()["model_versions"]["als"]
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            r = client.get("/v1/users/demo:u1/recommendations", params={"n": 10})
+            if r.status_code != 200:
+                errors.append(r.text)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    new = publish_als(ArtifactStore(settings.artifacts.root), built.demo, seed=7)
+    deadline = time.monotonic() + 20
+    seen = old
+    while time.monotonic() < deadline and seen != new:
+        seen = client.get("/v1/users/demo:u1/recommendations").json()["model_versions"]["als"]
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert seen == new != old
+
+
+def test_corrupted_artifact_is_refused_and_the_old_one_kept(
+    api: tuple[TestClient, Settings],
+    built: Built,
+) -> None:
+    client, settings = api
+    store = ArtifactStore(settings.artifacts.root)
+    before = client.get("/readyz").json()["checks"]
+    current = client.get("/v1/users/demo:u1/recommendations").json()["model_versions"]["als"]
+    version = publish_als(store, built.demo, seed=11)
+    (store.root / "als" / version / "item_factors.npy").write_bytes(b"garbage")
+    time.sleep(1.0)
+    served = client.get("/v1/users/demo:u1/recommendations").json()["model_versions"]["als"]
+    assert served == current
+    assert before["artifacts"]["als"] is True
+    assert "als" in client.app.state.resources.bundle.failures
+
+
+def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None:
+    settings = _settings("redis://127.0.0.1:1/0", built.root)
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/v1/users/demo:u3/recommendations", params={"n": 10})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["degraded"] is True
+        assert "redis_unavailable" in body["degraded_reasons"]
+        assert len(body["items"]) == 10
+        assert "collab" in body["candidates"]  # the batch model still personalises
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
