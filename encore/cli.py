@@ -128,6 +128,9 @@ def replay(
         str, typer.Option("--from", help="`earliest`, or an ISO-8601 time: replay from there.")
     ] = "earliest",
     cutover: Annotated[bool, typer.Option(help="Switch readers to the rebuilt state.")] = True,
+    processes: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes (split partitions).")
+    ] = 1,
 ) -> None:
     """Rebuild all state from the topics into a shadow keyspace, then cut over atomically."""
     from datetime import datetime
@@ -144,7 +147,7 @@ def replay(
         if when.tzinfo is None:
             raise typer.BadParameter("--from: give a time zone offset, e.g. 2024-05-01T00:00Z")
         from_ms = int(when.timestamp() * 1000)
-    report = asyncio.run(run_replay(load_settings(), from_ms, cutover))
+    report = asyncio.run(run_replay(load_settings(), from_ms, cutover, processes))
     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 

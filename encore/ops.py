@@ -13,11 +13,8 @@ from models.io.dlq import read_dead_letters, redrive
 from models.io.producer import EventProducer
 from models.keys import Keys, generation_key
 from models.settings import Settings
-from streams.applier import ItemLookup
-from streams.itemspace import SpaceWatcher
 from streams.prober import ProbeConfig, probe_catalog
-from streams.replay import replay
-from streams.wiring import build_applier, discard_dead_letters, redis_store
+from streams.wiring import redis_store
 
 log = logging.getLogger(__name__)
 
@@ -28,40 +25,24 @@ def _bootstrap(settings: Settings) -> str:
     return settings.kafka.bootstrap
 
 
-async def run_replay(settings: Settings, from_ms: int | None, cutover: bool) -> dict[str, Any]:
+async def run_replay(
+    settings: Settings, from_ms: int | None, cutover: bool, processes: int = 1
+) -> dict[str, Any]:
     """Replay into a new generation with a progress bar; returns the report."""
-    store = redis_store(settings)
-    items = ItemLookup()
-    await SpaceWatcher(items, settings.artifacts.root, settings.stream.space_kind, 1.0).check()
-    from streams.content import ContentEncoder
+    from streams import replay_jobs
 
-    content = ContentEncoder(settings.artifacts.root) if settings.stream.embed_text else None
-    applier = build_applier(settings, store, discard_dead_letters, items, content)
-    bars: dict[str, tqdm[Any]] = {}
+    bar = tqdm(desc="replay", unit="rec")
 
-    def progress(topic: str, done: int, total: int) -> None:
-        bar = bars.get(topic)
-        if bar is None:
-            bar = bars[topic] = tqdm(desc=f"replay {topic}", unit="rec", total=total or None)
-        if total and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.set_postfix(remaining=max(0, total - done) if total else "?")
+    def progress(applied: int) -> None:
+        bar.n = applied
         bar.refresh()
 
     try:
-        report = await replay(
-            applier,
-            store,
-            _bootstrap(settings),
-            from_ms=from_ms,
-            cutover=cutover,
-            progress=progress,
+        report = await replay_jobs.run(
+            settings, from_ms=from_ms, cutover=cutover, processes=processes, progress=progress
         )
     finally:
-        for bar in bars.values():
-            bar.close()
-        await store.close()
+        bar.close()
     out = dataclasses.asdict(report)
     out["events_per_s"] = round(report.events_per_s, 1)
     return out

@@ -17,12 +17,19 @@ import numpy as np
 import orjson
 
 from models import ops
-from models.bandit import reward
+from models.bandit import REWARD_SCALE, reward
 from models.events import NewTrack
 from models.keys import Keys
 from models.linkhealth import LinkHealth, next_link_health
 from models.ops import Write
-from models.state import FoldConfig, ItemInfo, UserState, apply_interaction
+from models.state import (
+    FoldConfig,
+    ItemInfo,
+    UserState,
+    apply_bookkeeping,
+    event_weight,
+    fold_batch,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +69,42 @@ def plan_interactions(
     trend: TrendConfig,
     model: str,
 ) -> list[Write]:
-    """Fold interactions into user states (mutated in place) and return every write."""
+    """Fold interactions into user states (mutated in place) and return every write.
+
+    Vectors are folded for all users at once (:func:`models.state.fold_batch`, bit
+    for bit what :func:`models.state.apply_interaction` does event by event), so the
+    result does not depend on how events were batched. Counts that are summed
+    (trending, bandit rewards) are integers, so their sums do not either.
+    """
     trending: Counter[tuple[int, str]] = Counter()
-    rewards: dict[str, list[float]] = {}
+    rewards: dict[str, list[int]] = {}
     touched: dict[str, UserState] = {}
+    steps: dict[str, list[tuple[np.ndarray, float, int]]] = {}
+    bucket_ms = trend.bucket_s * 1000
     for e in events:
-        state = users.setdefault(e.user_id, UserState())
-        apply_interaction(state, e, items.get(e.track_id, ItemInfo()), fold, model)
-        touched[e.user_id] = state
+        state = touched.get(e.user_id)
+        if state is None:
+            state = touched[e.user_id] = users.setdefault(e.user_id, UserState())
+            if model and state.model != model:
+                state.vec, state.vec_t, state.model = None, 0, model
+        t = e.occurred_ms
+        w = event_weight(e, fold)
+        item = items.get(e.track_id)
+        if item is not None and item.vector is not None and model:
+            steps.setdefault(e.user_id, []).append((item.vector, w, t))
+        apply_bookkeeping(state, e, t, w, fold)
         if e.type == "play":
-            bucket = e.occurred_ms // (trend.bucket_s * 1000) * trend.bucket_s
-            trending[(bucket, e.track_id)] += 1
+            trending[(t // bucket_ms * trend.bucket_s, e.track_id)] += 1
         if e.context is not None:
             r = reward(e.type, getattr(e, "completion_ratio", None), fold.full_play)
             if r is not None:
-                ab = rewards.setdefault(e.context.arm, [0.0, 0.0])
-                ab[0] += r
-                ab[1] += 1.0 - r
+                ab = rewards.setdefault(e.context.arm, [0, 0])
+                micro = round(r * REWARD_SCALE)
+                ab[0] += micro
+                ab[1] += REWARD_SCALE - micro
+    if steps:
+        order = list(steps)
+        fold_batch([touched[u] for u in order], [steps[u] for u in order], fold.half_life_s)
     writes = [ops.hset(keys.user(u), s.to_fields()) for u, s in touched.items()]
     buckets: dict[int, list[tuple[str, int]]] = {}
     for (bucket, track), n in sorted(trending.items()):
@@ -89,10 +115,7 @@ def plan_interactions(
         writes.append(ops.pexpireat(key, (bucket + trend.bucket_s + trend.window_s) * 1000))
     bandit = keys.bandit(partition)
     for arm, (a, b) in sorted(rewards.items()):
-        writes += [
-            ops.hincrbyfloat(bandit, f"{arm}:a", round(a, 6)),
-            ops.hincrbyfloat(bandit, f"{arm}:b", round(b, 6)),
-        ]
+        writes += [ops.hincrby(bandit, f"{arm}:a", a), ops.hincrby(bandit, f"{arm}:b", b)]
     return writes
 
 

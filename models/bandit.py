@@ -15,7 +15,9 @@ unlike                        none    corrects an earlier like; no new evidence
 ============================  ======  ===========================================
 
 A reward r adds r to alpha and 1 - r to beta (fractional Bernoulli), starting
-from Beta(1, 1). Posteriors are summed over interaction partitions by readers.
+from Beta(1, 1). Sums are kept in Redis as integers in millionths (exact and
+order-independent, so live and replayed state agree), per interaction partition;
+readers add the partitions up.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+REWARD_SCALE = 1_000_000
+"""Reward sums are stored as integers in units of 1/REWARD_SCALE."""
 
 SIGNALS = ("collab", "realtime", "content", "trending", "fresh", "popularity")
 """Normalised signals the hybrid score blends."""
@@ -115,9 +120,9 @@ def posteriors(
             for k, v in part.items():
                 name = k.decode() if isinstance(k, bytes) else k
                 if name == f"{arm}:a":
-                    a += float(v)
+                    a += int(v) / REWARD_SCALE
                 elif name == f"{arm}:b":
-                    b += float(v)
+                    b += int(v) / REWARD_SCALE
         out[arm] = Posterior(a, b)
     return out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -82,7 +83,7 @@ class _Envelope(BaseModel):
         description="Event time (ISO-8601 with offset); state folds by this time, not arrival."
     )
 
-    @property
+    @cached_property
     def occurred_ms(self) -> int:
         """Event time in epoch milliseconds."""
         return int(self.occurred_at.timestamp() * 1000)

@@ -173,7 +173,7 @@ class BatchSettings(BaseSettings):
         gt=0,
         description="ALS confidence scale (1 + alpha * weight); unset: 5 binary, 1 log, 0.01 bm25.",
     )
-    lightgcn_factors: int = Field(default=64, ge=2, description="LightGCN embedding size.")
+    lightgcn_factors: int = Field(default=128, ge=2, description="LightGCN embedding size.")
     lightgcn_layers: int = Field(default=3, ge=1, description="LightGCN propagation layers.")
     lightgcn_epochs: int = Field(default=300, ge=1, description="LightGCN epoch cap.")
     lightgcn_lr: float = Field(default=5e-3, gt=0, description="LightGCN Adam learning rate.")

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from models import ops
 from models.apply import (
     ContentVectors,
@@ -29,11 +31,12 @@ from models.apply import (
 )
 from models.bandit import ARMS
 from models.codec import Reason, Rejected, decode_record
+from models.events import event_to_dict
 from models.io.store import StateStore
 from models.keys import Keys
 from models.linkhealth import LinkHealth
 from models.state import FoldConfig, ItemInfo, UserState
-from models.topics import INTERACTIONS, LINK_HEALTH, TRACKS, key_of, partition_for, topic_of
+from models.topics import INTERACTIONS, LINK_HEALTH, TOPIC_OF_TYPE, TRACKS, partition_for
 from streams import metrics
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,8 @@ class _UserCache:
     generation: int
     offset: int
     users: OrderedDict[str, UserState] = field(default_factory=OrderedDict)
+    complete: bool = False  # seen every write of the partition: a user not here is new
+    evicted: set[str] = field(default_factory=set)
 
 
 class Applier:
@@ -196,7 +201,7 @@ class Applier:
         batch = [e for _, e in accepted]
         cache = self._cache.pop((topic, partition), None)
         if cache is None or cache.offset != applied or cache.generation != keys.generation:
-            cache = _UserCache(keys.generation, applied)
+            cache = _UserCache(keys.generation, applied, complete=applied == -1)
         writes = await self._plan(keys, topic, partition, batch, cache)
         writes += dedup_writes(
             keys, topic, partition, [(e.event_id, off) for off, e in accepted], self.dedup_window
@@ -210,7 +215,11 @@ class Applier:
         if topic == INTERACTIONS and self.cache_users > 0:
             cache.offset = new_offset
             while len(cache.users) > self.cache_users:
-                cache.users.popitem(last=False)
+                gone, _ = cache.users.popitem(last=False)
+                if cache.complete:
+                    cache.evicted.add(gone)
+            if len(cache.evicted) > 50 * self.cache_users:
+                cache.complete, cache.evicted = False, set()
             self._cache[(topic, partition)] = cache
         result.applied = len(accepted)
         result.rejected = len(rejected)
@@ -221,29 +230,28 @@ class Applier:
         return result
 
     def _misrouted(self, event: Any, topic: str, partition: int) -> Rejected | None:
-        import orjson
-
-        from models.events import event_to_dict
-
-        if topic_of(event) != topic:
-            return Rejected(
+        """Why an event may not be applied here (wrong topic, partition or arm), or None."""
+        kind = event.type
+        if TOPIC_OF_TYPE[kind] != topic:
+            return _reject(
                 Reason.WRONG_TOPIC,
-                f"type: a {event.type} event belongs on {topic_of(event)}, not {topic}",
-                orjson.dumps(event_to_dict(event)),
+                event,
+                f"type: a {kind} event belongs on {TOPIC_OF_TYPE[kind]}, not {topic}",
             )
-        want = partition_for(key_of(event), self.partitions)
+        key = event.user_id if topic == INTERACTIONS else event.track_id
+        want = partition_for(key, self.partitions)
         if want != partition:
-            return Rejected(
+            return _reject(
                 Reason.WRONG_PARTITION,
-                f"key {key_of(event)!r} belongs on partition {want}, not {partition}",
-                orjson.dumps(event_to_dict(event)),
+                event,
+                f"key {key!r} belongs on partition {want}, not {partition}",
             )
-        ctx = getattr(event, "context", None)
+        ctx = event.context if topic == INTERACTIONS else None
         if ctx is not None and ctx.arm not in ARMS:
-            return Rejected(
+            return _reject(
                 Reason.UNRESOLVABLE_REFERENCE,
+                event,
                 f"context.arm: unknown arm {ctx.arm!r} (known: {', '.join(ARMS)})",
-                orjson.dumps(event_to_dict(event)),
             )
         return None
 
@@ -255,8 +263,15 @@ class Applier:
         if topic == INTERACTIONS:
             users = list(dict.fromkeys(e.user_id for e in batch))
             tracks = list(dict.fromkeys(e.track_id for e in batch))
-            missing = [u for u in users if u not in cache.users]
+            missing = [
+                u
+                for u in users
+                if u not in cache.users and (not cache.complete or u in cache.evicted)
+            ]
             rows = await self.store.read([ops.hgetall(keys.user(u)) for u in missing])
+            for u in users:
+                if u not in cache.users:
+                    cache.users[u] = UserState()  # new: nothing of it is stored yet
             items = self.items.lookup(tracks)
             for u, f in zip(missing, rows, strict=True):
                 cache.users[u] = UserState.from_fields(f)
@@ -279,3 +294,7 @@ class Applier:
             content = await self.content(todo) if self.content and todo else {}
             return plan_tracks(keys, partition, batch, known, content)
         raise ValueError(f"unknown topic {topic}")
+
+
+def _reject(reason: Reason, event: Any, error: str) -> Rejected:
+    return Rejected(reason, error, orjson.dumps(event_to_dict(event)))

@@ -60,6 +60,55 @@ Progress = Callable[[str, int, int], None]
 """Called as (topic, records done, records total)."""
 
 
+async def prepare(store: StateStore, prefix: str, partitions: int) -> tuple[int, int, Keys]:
+    """The live and the new generation; the new one emptied of an interrupted replay."""
+    old = await store.get_int(generation_key(prefix), 0)
+    keys = Keys(prefix, old + 1, partitions)
+    await store.delete_prefix(keys.base)
+    return old, old + 1, keys
+
+
+async def cut_over(store: StateStore, prefix: str, old: int, new: int) -> int:
+    """Point everyone at the new generation, then delete the old one's keys."""
+    await store.set_int(generation_key(prefix), new)
+    await asyncio.sleep(0.5)  # readers and workers pick the pointer up per request/batch
+    return await store.delete_prefix(Keys(prefix, old, 1).base)
+
+
+async def replay_partitions(
+    applier: Applier,
+    keys: Keys,
+    bootstrap: str,
+    report: ReplayReport,
+    *,
+    partitions: list[int] | None = None,
+    from_ms: int | None = None,
+    batch_records: int = 5_000,
+    progress: Progress | None = None,
+) -> None:
+    """Apply every record of the given partitions (default all) into ``keys``' generation."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_records,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    parts = partitions if partitions is not None else list(range(applier.partitions))
+    started = time.perf_counter()
+    await consumer.start()
+    try:
+        for topic in SOURCE_TOPICS:
+            report.per_topic[topic] = report.per_topic.get(topic, 0) + await _replay_topic(
+                consumer, applier, keys, topic, parts, from_ms, batch_records, report, progress
+            )
+    finally:
+        await consumer.stop()
+    report.seconds += time.perf_counter() - started
+
+
 async def replay(
     applier: Applier,
     store: StateStore,
@@ -70,37 +119,21 @@ async def replay(
     batch_records: int = 5_000,
     progress: Progress | None = None,
 ) -> ReplayReport:
-    """Replay every source topic into a new generation; optionally cut over to it."""
-    prefix = applier.prefix
-    old = await store.get_int(generation_key(prefix), 0)
-    new = old + 1
-    keys = Keys(prefix, new, applier.partitions)
-    await store.delete_prefix(keys.base)  # leftovers of an interrupted replay
+    """Replay every source topic into a new generation in this process; optionally cut over."""
+    old, new, keys = await prepare(store, applier.prefix, applier.partitions)
     report = ReplayReport(old, new)
-    started = time.perf_counter()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=batch_records,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
+    await replay_partitions(
+        applier,
+        keys,
+        bootstrap,
+        report,
+        from_ms=from_ms,
+        batch_records=batch_records,
+        progress=progress,
     )
-    await consumer.start()
-    try:
-        for topic in SOURCE_TOPICS:
-            report.per_topic[topic] = await _replay_topic(
-                consumer, applier, keys, topic, from_ms, batch_records, report, progress
-            )
-    finally:
-        await consumer.stop()
-    report.seconds = time.perf_counter() - started
     if cutover:
-        await store.set_int(generation_key(prefix), new)
+        report.deleted_keys = await cut_over(store, applier.prefix, old, new)
         report.cut_over = True
-        await asyncio.sleep(0.5)  # readers and workers pick the pointer up per request/batch
-        report.deleted_keys = await store.delete_prefix(Keys(prefix, old, 1).base)
     return report
 
 
@@ -109,12 +142,13 @@ async def _replay_topic(
     applier: Applier,
     keys: Keys,
     topic: str,
+    parts: list[int],
     from_ms: int | None,
     batch_records: int,
     report: ReplayReport,
     progress: Progress | None,
 ) -> int:
-    tps = [TopicPartition(topic, p) for p in range(applier.partitions)]
+    tps = [TopicPartition(topic, p) for p in parts]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     # Targets from fetch high watermarks (known after a first fetch), never ListOffsets.

@@ -88,7 +88,7 @@ async def test_applies_counts_offsets_and_skips_what_is_at_or_below_them() -> No
     assert (again.applied, again.stale_records) == (0, 2)
     assert (await _user(store, u1)).n == 2
     bandit = store.data[Keys("enc", 0, P).bandit(2)]
-    assert bandit == {b"balanced:a": b"1", b"balanced:b": b"0"}
+    assert bandit == {b"balanced:a": b"1000000", b"balanced:b": b"0"}
 
 
 async def test_resent_event_ids_are_dropped_by_the_window() -> None:

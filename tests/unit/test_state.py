@@ -17,6 +17,8 @@ from models.state import (
     UserState,
     apply_interaction,
     artist_signals,
+    event_weight,
+    fold_batch,
     fold_extra,
     refold,
 )
@@ -218,7 +220,10 @@ def test_reward_mapping() -> None:
 
 def test_posteriors_sum_partitions_and_thompson_prefers_the_better_arm() -> None:
     post = posteriors(
-        [{b"balanced:a": b"90", b"balanced:b": b"10"}, {"discovery:a": "5", "discovery:b": "95"}]
+        [
+            {b"balanced:a": b"90000000", b"balanced:b": b"10000000"},
+            {"discovery:a": "5000000", "discovery:b": "95000000"},
+        ]
     )
     assert post["balanced"] == Posterior(91.0, 11.0)
     assert set(post) == set(ARMS)
@@ -227,3 +232,42 @@ def test_posteriors_sum_partitions_and_thompson_prefers_the_better_arm() -> None
     assert picks.count("balanced") > 200
     _arm, propensity = thompson(post, rng)
     assert 0 < propensity <= 1
+
+
+def test_batched_fold_is_bit_identical_to_event_by_event() -> None:
+    rng = np.random.default_rng(5)
+    vectors = {f"t{i}": rng.normal(size=8).astype(np.float32) for i in range(20)}
+    events = []
+    for i in range(300):  # a shuffled stream: late events, repeats, several users
+        user = f"u{rng.integers(0, 7)}"
+        minutes = float(rng.uniform(0, 600))
+        track = f"t{rng.integers(0, 20)}"
+        events.append(
+            _play(i, track, minutes, float(rng.uniform(0, 1))).model_copy(update={"user_id": user})
+        )
+    sequential: dict[str, UserState] = {}
+    for e in events:
+        apply_interaction(
+            sequential.setdefault(e.user_id, UserState()),
+            e,
+            ItemInfo(vectors[e.track_id]),
+            CFG,
+            "m",
+        )
+    for size in (1, 13, 300):
+        batched: dict[str, UserState] = {}
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            steps: dict[str, list[tuple[np.ndarray, float, int]]] = {}
+            for e in chunk:
+                batched.setdefault(e.user_id, UserState(model="m"))
+                steps.setdefault(e.user_id, []).append(
+                    (vectors[e.track_id], event_weight(e, CFG), e.occurred_ms)
+                )
+            users = list(steps)
+            fold_batch([batched[u] for u in users], [steps[u] for u in users], CFG.half_life_s)
+        for user, state in sequential.items():
+            assert state.vec is not None
+            assert batched[user].vec is not None
+            assert state.vec.tobytes() == batched[user].vec.tobytes()
+            assert state.vec_t == batched[user].vec_t

@@ -1,0 +1,1 @@
+"""Benchmarks and fault drills: numbers measured side by side with their ceilings."""

@@ -1,0 +1,254 @@
+"""Stream throughput: one worker process over a backlog of 1M events, beside its ceilings.
+
+In one run, on one embedded stack:
+
+* the load generator (its own process) produces N interactions in batch envelopes;
+* the raw aiokafka consume rate over the same records (the broker/client ceiling);
+* the raw Redis pipelined write rate of user-state-sized hashes (the store ceiling);
+* one ``encore worker`` process applies the backlog: decode, validate, dedup, fold,
+  atomic Redis write; events/s from its first to its last applied batch;
+* the replay of the same topics (plain consumer, same applier) into a new generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.common import machine, publish_random_space, run_json, save, stack, table
+from models.io.redis_store import RedisStore, connect
+from models.keys import Keys
+from models.settings import load_settings
+from models.topics import INTERACTIONS
+from streams import replay_jobs
+
+
+async def raw_consume(bootstrap: str, partitions: int, records: int) -> dict[str, float]:
+    """Records/s of a bare aiokafka consumer reading the topic from the start."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+        fetch_max_bytes=64 * 2**20,
+        max_partition_fetch_bytes=16 * 2**20,
+    )
+    await consumer.start()
+    tps = [TopicPartition(INTERACTIONS, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    got = nbytes = 0
+    t0 = time.perf_counter()
+    while got < records:
+        for msgs in (await consumer.getmany(timeout_ms=1_000, max_records=10_000)).values():
+            got += len(msgs)
+            nbytes += sum(len(m.value) for m in msgs)
+    seconds = time.perf_counter() - t0
+    await consumer.stop()
+    return {
+        "records": got,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(got / seconds, 1),
+        "mb_per_s": round(nbytes / seconds / 2**20, 1),
+    }
+
+
+async def raw_redis(
+    url: str, writes: int = 200_000, value_bytes: int = 1_500, pipeline: int = 1_000
+) -> dict[str, float]:
+    """Hash writes/s through redis-py pipelines (user-state-sized values)."""
+    client = connect(url, timeout_s=10)
+    value = b"x" * value_bytes
+    t0 = time.perf_counter()
+    for start in range(0, writes, pipeline):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(writes, start + pipeline)):
+            pipe.hset(f"rawbench:{i % 50_000}", mapping={"doc": value, "vec": b"v" * 256})
+        await pipe.execute()
+    seconds = time.perf_counter() - t0
+    await client.flushdb()
+    await client.aclose()
+    return {
+        "writes": writes,
+        "seconds": round(seconds, 3),
+        "writes_per_s": round(writes / seconds, 1),
+    }
+
+
+async def wait_applied(
+    url: str, partitions: int, last: dict[int, int], generation: int = 0, limit_s: float = 1_800
+) -> dict[str, float]:
+    """Poll the applied offsets until every partition reaches its last offset."""
+    store = RedisStore(connect(url, timeout_s=5))
+    keys = Keys("enc", generation, partitions)
+    first_progress = None
+    t0 = time.perf_counter()
+    try:
+        while True:
+            applied = [
+                await store.get_int(keys.offset(INTERACTIONS, p), -1) for p in range(partitions)
+            ]
+            now = time.perf_counter()
+            if first_progress is None and any(a >= 0 for a in applied):
+                first_progress = now
+            if all(applied[p] >= last[p] for p in last):
+                return {
+                    "first_progress_s": round((first_progress or now) - t0, 2),
+                    "done_s": round(now - t0, 2),
+                    "applying_s": round(now - (first_progress or now), 3),
+                }
+            if now - t0 > limit_s:
+                raise TimeoutError(f"not applied after {limit_s}s: {applied} vs {last}")
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+
+
+async def high_watermarks(bootstrap: str, partitions: int) -> dict[int, int]:
+    """Last offset per partition, from fetch high watermarks (not ListOffsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    tps = [TopicPartition(INTERACTIONS, p) for p in range(partitions)]
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, 0)
+    highs: dict[int, int] = {}
+    while len(highs) < partitions:
+        await consumer.getmany(timeout_ms=200, max_records=1)
+        for tp in tps:
+            h = consumer.highwater(tp)
+            if h is not None:
+                highs[tp.partition] = h - 1
+    await consumer.stop()
+    return highs
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> dict[str, Any]:
+    """The whole benchmark; returns the result document."""
+    with stack("stream") as s:
+        space = publish_random_space(s.run_dir / "artifacts", tracks)
+        gen = run_json(
+            [
+                "-m",
+                "bench.loadgen",
+                "--bootstrap",
+                s.broker.address,
+                "--events",
+                str(events),
+                "--users",
+                str(users),
+                "--tracks",
+                str(tracks),
+            ]
+        )
+        last = asyncio.run(high_watermarks(s.broker.address, s.partitions))
+        consume = asyncio.run(raw_consume(s.broker.address, s.partitions, gen["records"]))
+        redis_raw = asyncio.run(raw_redis(s.redis.address))
+
+        worker = s.spawn("worker", [sys.executable, "-m", "encore.cli", "worker"])
+        applied = asyncio.run(wait_applied(s.redis.address, s.partitions, last))
+        worker_cpu = cpu_seconds(worker.pid)
+        worker.stop()
+        live_eps = events / applied["applying_s"]
+
+        os.environ.update(s.env())  # replay processes read their settings from here
+        replays = {}
+        for processes in (1, 2):
+            rep = asyncio.run(
+                replay_jobs.run(
+                    load_settings(),
+                    from_ms=None,
+                    cutover=False,
+                    processes=processes,
+                    batch_records=200,
+                )
+            )
+            replays[processes] = {
+                "events": rep.events,
+                "seconds": round(rep.seconds, 2),
+                "events_per_s": round(rep.events_per_s, 1),
+            }
+
+    events_per_record = events / gen["records"]
+    raw_eps = consume["records_per_s"] * events_per_record
+    return {
+        "name": "stream",
+        "machine": machine(),
+        "params": {
+            "events": events,
+            "users": users,
+            "tracks": tracks,
+            "item_space": space,
+            "events_per_record": round(events_per_record, 1),
+            "partitions": 6,
+        },
+        "load_generator": gen,
+        "raw_aiokafka_consume": {**consume, "events_per_s": round(raw_eps, 1)},
+        "raw_redis_pipeline": redis_raw,
+        "worker": {
+            **applied,
+            "events_per_s": round(live_eps, 1),
+            "cpu_s": round(worker_cpu, 2),
+            "ratio_to_raw_consume": round(live_eps / raw_eps, 4),
+        },
+        "replay": replays[1],
+        "replay_2_processes": replays[2],
+        "goals": {"worker_events_per_s": 10_000, "replay_events_per_s": 50_000},
+    }
+
+
+def render(r: dict[str, Any]) -> str:
+    """The markdown table of a result."""
+    rows = [
+        ["load generator (produce)", f"{r['load_generator']['events_per_s']:,.0f} events/s", ""],
+        [
+            "raw aiokafka consume",
+            f"{r['raw_aiokafka_consume']['events_per_s']:,.0f} events/s",
+            f"{r['raw_aiokafka_consume']['records_per_s']:,.0f} records/s",
+        ],
+        [
+            "raw Redis pipeline",
+            f"{r['raw_redis_pipeline']['writes_per_s']:,.0f} hash writes/s",
+            "1.5 KB values",
+        ],
+        [
+            "**one worker, live**",
+            f"**{r['worker']['events_per_s']:,.0f} events/s**",
+            f"{r['worker']['ratio_to_raw_consume']:.1%} of raw consume; goal 10,000",
+        ],
+        [
+            "**replay, 1 process**",
+            f"**{r['replay']['events_per_s']:,.0f} events/s**",
+            "goal 50,000",
+        ],
+        [
+            "**replay, 2 processes**",
+            f"**{r['replay_2_processes']['events_per_s']:,.0f} events/s**",
+            "one per core",
+        ],
+    ]
+    return table(rows, ["stage", "rate", "note"])
+
+
+def main() -> None:
+    n = int(os.environ.get("ENCORE_BENCH_EVENTS", "1000000"))
+    result = run(events=n)
+    path = save("stream", result)
+    print(render(result))
+    print(f"\n{path}")
+
+
+if __name__ == "__main__":
+    main()
