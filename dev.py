@@ -4,6 +4,8 @@
     python3 dev.py up      install what is missing, then run the whole system
     python3 dev.py test    install what is missing, lint, run every test
     python3 dev.py lint    ruff, ruff format --check, mypy, import-linter
+    python3 dev.py bench   benchmarks (bench/results/*.json and markdown tables)
+    python3 dev.py drills  fault drills (one accounting table)
 
 Installs go into ./.venv; a stamp file skips them when nothing changed.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -48,6 +51,21 @@ def ensure_venv(extras: str) -> None:
     stamp.touch()
 
 
+def ensure_browser() -> None:
+    """Debian's Chromium and ChromeDriver for the browser tests (root installs them)."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    if os.geteuid() != 0:
+        sys.exit(
+            "the browser tests need Debian's chromium and chromium-driver: "
+            "sudo apt-get install -y chromium chromium-driver"
+        )
+    apt = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
+    if subprocess.run(apt, check=False).returncode != 0:
+        run("apt-get", "update")
+        run(*apt)
+
+
 def lint() -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
@@ -59,15 +77,19 @@ def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else "help"
     rest = sys.argv[2:]
     if cmd == "up":
-        ensure_venv("ml")
+        ensure_venv("ml,data")
         os.execv(BIN / "encore", [str(BIN / "encore"), "up", *rest])
     elif cmd == "test":
-        ensure_venv("ml,dev")
+        ensure_venv("ml,dev,data")
+        ensure_browser()
         lint()
         run(PY, "-m", "pytest", "-ra", *rest, env={"HF_HUB_OFFLINE": "1"})
     elif cmd == "lint":
-        ensure_venv("ml,dev")
+        ensure_venv("ml,dev,data")
         lint()
+    elif cmd in ("bench", "drills"):
+        ensure_venv("ml,dev,data")
+        os.execv(BIN / "encore", [str(BIN / "encore"), cmd, *rest])
     else:
         print(__doc__)
         sys.exit(0 if cmd == "help" else 2)

@@ -18,7 +18,7 @@ from api.bundle import Bundle, BundleWatcher
 from api.query import QueryEmbedder
 from api.reader import Reader
 from api.recommend import Engine
-from api.routes import admin, ingest, recs
+from api.routes import admin, ingest, recs, web
 from api.routes import ops as ops_routes
 from api.state import Resources
 from models.io.producer import BrokerUnavailable, EventProducer
@@ -130,6 +130,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         started = time.perf_counter()
         length = request.headers.get("content-length")
         limit = settings.api.max_request_bytes
+        if request.url.path == "/v1/identify":
+            limit = settings.api.max_upload_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
             metrics.REJECTED.labels("413").inc()
             return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
@@ -155,4 +157,5 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
     app.include_router(recs.router)
     app.include_router(ingest.router)
     app.include_router(admin.router)
+    app.include_router(web.router)
     return app

@@ -20,6 +20,8 @@ import faiss
 import numpy as np
 
 from api import metrics
+from models import fingerprint as fp
+from models.index import build_index
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -55,14 +57,17 @@ class Collab:
     user_factors: np.ndarray
     popularity: np.ndarray
     artists: list[str | None]
-    index: Any
+    index: Any  # over mips_augment(raw items)
+    max_norm: float
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by inner product with a unit query."""
+        """Top-k rows by inner product with the raw item factors (how ALS itself ranks:
+        the factor norms carry item popularity), via the augmented unit index."""
         q = _unit(query.reshape(1, -1))
+        q = np.hstack([q, np.zeros((1, 1), np.float32)])
         scores, rows = self.index.search(q, min(k, len(self.ids)))
         keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
+        return rows[0][keep], scores[0][keep] * self.max_norm
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class Bundle:
 
     collab: Collab | None = None
     content: Content | None = None
-    fingerprint: Artifact | None = None
+    fingerprint: Fingerprints | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     def versions(self) -> dict[str, str | None]:
@@ -156,10 +161,22 @@ def load_collab(art: Artifact) -> Collab:
         users,
         pop,
         artists,
-        _index(art, "index.faiss", unit),
+        build_index(mips_augment(raw)),
+        float(np.linalg.norm(raw, axis=1).max()),
     )
-    _smoke(collab.index, unit, f"{art.kind}/{art.version}")
+    _smoke(collab.index, mips_augment(raw), f"{art.kind}/{art.version}")
     return collab
+
+
+def mips_augment(items: np.ndarray) -> np.ndarray:
+    """Rows ``[x, sqrt(M^2 - |x|^2)] / M`` (M the largest norm): all of norm 1, and for a
+    query ``[q, 0]`` the inner product ranks items exactly as ``q . x`` does. So a
+    nearest-neighbour index over unit vectors answers maximum-inner-product search."""
+    x = np.asarray(items, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    m = max(float(norms.max()), 1e-9)
+    extra = np.sqrt(np.maximum(m * m - norms * norms, 0.0))[:, None]
+    return np.ascontiguousarray(np.hstack([x, extra]) / m, dtype=np.float32)
 
 
 def load_content(art: Artifact) -> Content:
@@ -218,7 +235,36 @@ def _smoke(index: Any, vectors: np.ndarray, what: str) -> None:
         raise ArtifactError(f"{what}: smoke query failed")
 
 
-LOADERS = {"als": load_collab, "content": load_content}
+@dataclass(frozen=True)
+class Fingerprints:
+    """The loaded landmark index and what its rows are."""
+
+    version: str
+    index: fp.LandmarkIndex
+    track_ids: list[str]
+    min_votes: int
+    min_ratio: float
+
+
+def load_fingerprints(art: Artifact) -> Fingerprints:
+    """Load a "fingerprint" artifact (hashes, track rows, frames, track ids, thresholds)."""
+    ids = list(art.json("track_ids.json"))
+    index = fp.LandmarkIndex(
+        art.array("hashes.npy"), art.array("tracks.npy"), art.array("frames.npy"), len(ids)
+    )
+    if not (index.hashes.shape == index.tracks.shape == index.frames.shape):
+        raise ValueError(f"fingerprint/{art.version}: inconsistent arrays")
+    p = art.manifest["params"]
+    return Fingerprints(
+        art.version,
+        index,
+        ids,
+        int(p.get("min_votes", fp.MIN_VOTES)),
+        float(p.get("min_ratio", fp.MIN_RATIO)),
+    )
+
+
+LOADERS = {"als": load_collab, "content": load_content, "fingerprint": load_fingerprints}
 
 
 class BundleWatcher:

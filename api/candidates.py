@@ -116,7 +116,9 @@ def fresh_candidates(
     out = []
     for t, first_ms in fresh:
         age_days = max(0.0, (now_ms - first_ms) / 86_400_000)
-        out.append(Candidate(t, {"fresh": max(0.0, 1 - age_days / horizon_days)}, ["fresh"]))
+        score = 1 - age_days / horizon_days
+        if score > 0:  # older than the horizon: not fresh any more
+            out.append(Candidate(t, {"fresh": score}, ["fresh"]))
     return out
 
 

@@ -90,8 +90,8 @@ def stack(name: str, partitions: int = 6) -> Iterator[Stack]:
     finally:
         for p in reversed(s.procs):
             p.stop()
-        redis.stop()
-        broker.stop()
+        s.redis.stop()  # the current ones: a drill may have replaced them
+        s.broker.stop()
 
 
 def publish_random_space(
@@ -107,6 +107,12 @@ def publish_random_space(
     save_array(path, "user_factors", rng.normal(size=(users, dim)).astype(np.float32))
     save_array(path, "popularity", (1.0 / np.arange(1, tracks + 1)).astype(np.float32))
     save_json(path, "item_artists.json", [f"a{i % (tracks // 10 + 1)}" for i in range(tracks)])
+    import faiss
+
+    from models.index import build_index
+
+    items = np.load(path / "item_factors.npy")
+    faiss.write_index(build_index(items), str(path / "index.faiss"))
     return store.publish("als", path, params={"synthetic": True})
 
 

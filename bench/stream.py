@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import machine, publish_random_space, run_json, save, stack, table
@@ -129,6 +130,34 @@ async def high_watermarks(bootstrap: str, partitions: int) -> dict[int, int]:
     return highs
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+async def redis_memory(url: str, sample: int = 500) -> dict[str, float]:
+    """Redis memory in use and the mean size of a user's state (MEMORY USAGE on a sample)."""
+    client = connect(url, timeout_s=10)
+    info = await client.info("memory")
+    sizes = []
+    async for key in client.scan_iter(match="enc:g0:u:*", count=1_000):
+        sizes.append(await client.memory_usage(key) or 0)
+        if len(sizes) >= sample:
+            break
+    users = 0
+    async for _ in client.scan_iter(match="enc:g0:u:*", count=5_000):
+        users += 1
+    await client.aclose()
+    return {
+        "used_mib": round(info["used_memory"] / 2**20, 1),
+        "users": users,
+        "bytes_per_user": round(float(np.mean(sizes)), 0) if sizes else 0.0,
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     """User+system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -160,6 +189,8 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
         worker = s.spawn("worker", [sys.executable, "-m", "encore.cli", "worker"])
         applied = asyncio.run(wait_applied(s.redis.address, s.partitions, last))
         worker_cpu = cpu_seconds(worker.pid)
+        worker_rss = rss_mib(worker.pid)
+        memory = asyncio.run(redis_memory(s.redis.address))
         worker.stop()
         live_eps = events / applied["applying_s"]
 
@@ -201,8 +232,10 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
             **applied,
             "events_per_s": round(live_eps, 1),
             "cpu_s": round(worker_cpu, 2),
+            "rss_mib": worker_rss,
             "ratio_to_raw_consume": round(live_eps / raw_eps, 4),
         },
+        "memory": memory,
         "replay": replays[1],
         "replay_2_processes": replays[2],
         "goals": {"worker_events_per_s": 10_000, "replay_events_per_s": 50_000},

@@ -200,6 +200,33 @@ def probe(
     asyncio.run(run_probe(load_settings(), once=once, interval_s=interval, recheck_s=recheck))
 
 
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="stream, serving, freshness, batch or all")] = "all",
+) -> None:
+    """Run benchmarks on the embedded stack; write bench/results/<name>.json, print tables."""
+    from bench.run import run_benchmarks
+
+    run_benchmarks(name)
+
+
+@app.command()
+def drills() -> None:
+    """Run the fault drills on the embedded stack and print one accounting table."""
+    from bench.drills import main as run_drills
+
+    run_drills()
+
+
+def _register_batch() -> None:
+    from encore.train_cli import register
+
+    register(app)
+
+
+_register_batch()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -32,6 +32,7 @@ class Stack:
         self.procs: list[Proc] = []
         self.env: dict[str, str] = {}
         self.embedded_broker = False
+        self.jobs: list[Proc] = []  # one-off processes (training): may end on their own
 
     def start_infra(self) -> None:
         """Start (or adopt) the broker and Redis."""
@@ -89,8 +90,31 @@ class Stack:
             time.sleep(0.2)
         raise ServiceError(f"the API did not answer on {url}:\n{api.tail()}")
 
+    def train_if_missing(self) -> None:
+        """Train the models from the event log in the background if none are published."""
+        from models.io.artifacts import ArtifactStore
+
+        root = Path(self.settings.artifacts.root).resolve()
+        if ArtifactStore(root).current_version("als") is not None:
+            return
+        env = {**self.env, "ENCORE_ARTIFACTS_ROOT": str(root)}
+        job = spawn(
+            "train",
+            [sys.executable, "-m", "encore.cli", "train", "all", "--source", "events"],
+            self.run_dir,
+            env=env,
+        )
+        self.jobs.append(job)
+        print(
+            f"models   training on the event log in the background (pid {job.pid}, log "
+            f"{job.log}); the API swaps them in when published"
+        )
+
     def stop(self) -> None:
         """Stop every process we started, newest first."""
+        for job in self.jobs:
+            if job.alive():
+                job.stop()
         for proc in reversed(self.procs):
             code = proc.stop()
             print(f"stopped  {proc.name} (pid {proc.pid}, exit {code})")
@@ -132,6 +156,7 @@ def run_stack(settings: Settings) -> int:
         if settings.run.demo:
             _load_demo(settings, fresh_broker=stack.embedded_broker)
         url = stack.start_apps()
+        stack.train_if_missing()
         print(f"api      {url}  (docs {url}/docs, health {url}/healthz)")
         print(f"logs     {stack.run_dir / 'logs'}")
         print("ready. Ctrl-C stops everything.", flush=True)

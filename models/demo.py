@@ -118,7 +118,7 @@ def generate(
     n_users: int = 300,
     mean_events: int = 60,
     end: datetime | None = None,
-    days: int = 30,
+    days: float = 30,
 ) -> DemoData:
     """Build the demo data. ``end`` is the time of the last event (default 2024-06-01)."""
     rng = np.random.default_rng(seed)

@@ -214,13 +214,12 @@ class EventBatch(BaseModel):
     events: list[Event] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
-EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)  # type: ignore[arg-type]
-RECORD_ADAPTER: TypeAdapter[Any] = TypeAdapter(
-    Annotated[  # type: ignore[arg-type]
-        EventBatch | Play | Skip | Like | Unlike | Dislike | NewTrack | PlaybackFailure | LinkCheck,
-        Field(discriminator="type"),
-    ]
-)
+AnyRecord = Annotated[
+    EventBatch | Play | Skip | Like | Unlike | Dislike | NewTrack | PlaybackFailure | LinkCheck,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+RECORD_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyRecord)
 """A whole record (one event or a batch), validated straight from JSON bytes."""
 
 

@@ -78,7 +78,10 @@ def normalise(candidates: Sequence[Candidate], signals: Sequence[str]) -> dict[s
         col = np.zeros(len(candidates))
         if present.any():
             lo, hi = raw[present].min(), raw[present].max()
-            col[present] = 1.0 if hi - lo < 1e-12 else (raw[present] - lo) / (hi - lo)
+            if hi - lo < 1e-12:  # a constant signal says nothing beyond "present and > 0"
+                col[present] = 1.0 if hi > 0 else 0.0
+            else:
+                col[present] = (raw[present] - lo) / (hi - lo)
         out[s] = col
     return out
 

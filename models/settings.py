@@ -133,6 +133,9 @@ class ApiSettings(BaseSettings):
         default_factory=list, description="Allowed CORS origins."
     )
     max_request_bytes: int = Field(default=1_048_576, ge=1_024, description="Largest request body.")
+    max_upload_bytes: int = Field(
+        default=8_388_608, ge=1_024, description="Largest audio clip for /v1/identify."
+    )
     max_results: int = Field(default=100, ge=1, le=1_000, description="Largest `n`/`top_k`.")
     mmr_lambda: float = Field(default=0.7, ge=0, le=1, description="MMR relevance weight.")
     artist_gap: int = Field(default=3, ge=0, description="Minimum positions between one artist.")

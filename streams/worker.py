@@ -220,24 +220,31 @@ class Worker:
                     continue  # fetched before our seek: it will come again, in order
                 del self.pending_seek[(topic, m.partition)]
             by_partition[m.partition].append(ev)
-        for partition, evs in sorted(by_partition.items()):
-            if not evs:
-                continue
-            records = [Record(e.message.offset, e.message.value) for e in evs]
-            result = await self._apply_until_done(topic, partition, records)
-            if result.seek_to is not None:
-                metrics.GAPS.labels(topic).inc()
-                log.warning(
-                    "%s/%d: records start at %d, applied is %d; seeking back",
-                    topic,
-                    partition,
-                    records[0].offset,
-                    result.seek_to - 1,
-                )
-                await self._seek(topic, partition, result.seek_to)
-                continue
-            for ev in evs:
-                await stream.ack(ev)
+        # Partitions share no keys: apply them concurrently (their Redis round trips overlap).
+        await asyncio.gather(
+            *(
+                self._partition(topic, stream, p, evs)
+                for p, evs in sorted(by_partition.items())
+                if evs
+            )
+        )
+
+    async def _partition(self, topic: str, stream: Any, partition: int, evs: list[Any]) -> None:
+        records = [Record(e.message.offset, e.message.value) for e in evs]
+        result = await self._apply_until_done(topic, partition, records)
+        if result.seek_to is not None:
+            metrics.GAPS.labels(topic).inc()
+            log.warning(
+                "%s/%d: records start at %d, applied is %d; seeking back",
+                topic,
+                partition,
+                records[0].offset,
+                result.seek_to - 1,
+            )
+            await self._seek(topic, partition, result.seek_to)
+            return
+        for ev in evs:
+            await stream.ack(ev)
 
     async def _apply_until_done(
         self, topic: str, partition: int, records: list[Record]

@@ -36,7 +36,7 @@ def demo_events(
         n_users=n_users,
         mean_events=mean_events,
         end=now - timedelta(minutes=1),
-        days=1,
+        days=0.5,  # trending buckets stay well inside their 24 h window during a test
     )
     links: list[Any] = []
     for i, t in enumerate(demo.tracks[:60]):

@@ -6,10 +6,11 @@ import re
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, File, HTTPException, Path, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ReadAccess, Res
+from api.identify import ClipError, identify
 from api.playlist import xspf
 from api.query import mood_json, query_recs, similar_tracks
 from api.recommend import artist_key, personal, track_info
@@ -206,3 +207,22 @@ async def playlist(
 def _safe(name: str) -> str:
     """A file-name-safe form of an id (for the Content-Disposition header)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
+
+
+@router.post(
+    "/identify",
+    dependencies=[ReadAccess],
+    summary="Which catalog track is this 5-10 s clip; more from the artist, fans also like",
+)
+async def identify_clip(
+    res: Res,
+    file: Annotated[UploadFile, File(description="3-30 s of audio: WAV, FLAC, Ogg or MP3")],
+    n: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> dict[str, Any]:
+    data = await file.read()
+    if not data:
+        raise HTTPException(422, "file: empty upload")
+    try:
+        return await identify(res.engine, res.bundle, res.bundle.fingerprint, data, _n(res, n))
+    except ClipError as exc:
+        raise HTTPException(422, str(exc)) from exc

@@ -69,11 +69,26 @@ def test_encore_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
                 break
             time.sleep(1)
         assert users == 300
-        time.sleep(3)
+        deadline = time.monotonic() + 240  # the demo models train in the background
+        while time.monotonic() < deadline:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+                break
+            time.sleep(2)
         assert proc.poll() is None, "encore up must stay up"
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        recs = httpx.get(
+            f"http://127.0.0.1:{port}/v1/users/demo:u1/recommendations", timeout=10
+        ).json()
+        assert recs["model_versions"]["als"] is not None
+        assert recs["degraded"] is False
+        assert len(recs["items"]) == 20
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        names = {p.stem for p in (tmp_path / "run" / "pids").glob("*.pid")}
+        assert (
+            {"broker", "redis", "worker-0", "api"}
+            <= names
+            <= {"broker", "redis", "worker-0", "api", "train"}
+        )
         pids = [int(p.read_text()) for p in (tmp_path / "run" / "pids").glob("*.pid")]
-        assert len(pids) == 4  # broker, redis, one worker, api
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=90)

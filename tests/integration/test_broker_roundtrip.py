@@ -4,11 +4,12 @@ topic and partition."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from encore.services import Proc, create_topics
+from encore.services import Proc, create_topics, start_broker
 from models.codec import decode_record
 from models.io.producer import EventProducer
 from models.topics import SOURCE_TOPICS, all_topics, key_of, partition_for, topic_of
@@ -38,7 +39,15 @@ async def _consume_all(bootstrap: str, topics: list[str], expected: int) -> list
     return got
 
 
-async def test_every_event_type_round_trips_through_the_broker(broker: Proc) -> None:
+async def test_every_event_type_round_trips_through_the_broker(tmp_path: Path) -> None:
+    broker = start_broker(tmp_path, name="roundtrip-broker")  # its own: nothing else on it
+    try:
+        await _roundtrip(broker)
+    finally:
+        broker.stop()
+
+
+async def _roundtrip(broker: Proc) -> None:
     await create_topics(broker.address, all_topics(), PARTITIONS)
     sent = every_event_type(100) + every_event_type(101) + every_event_type(102)
     async with EventProducer(broker.address, PARTITIONS) as producer:

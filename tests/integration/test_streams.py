@@ -83,7 +83,7 @@ async def test_sigkill_mid_stream_gives_the_same_state_as_an_uninterrupted_run(
     waited = await env.wait_applied(limit_s=180)
     print(f"caught up {waited:.1f}s after the last produce, through 3 SIGKILLs")
     got, want = await env.dump(), await reference.dump()
-    diff = sorted(k for k in got if got[k] != want.get(k))
+    diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
     if diff:
         import json
 

@@ -1,0 +1,79 @@
+"""Write trained models as artifacts: stage a version, write files, publish (manifest last).
+
+The ``als`` and ``lightgcn`` kinds share one layout, which the stream workers
+(the real-time item space) and the API read:
+
+=====================  ==================================================
+``item_ids.json``      track ids, as in events (``demo:t12``, ``lfm:51``)
+``item_factors.npy``   float32 items x k
+``user_ids.json``      user ids, as in events
+``user_factors.npy``   float32 users x k
+``item_artists.json``  artist id or null per item
+``popularity.npy``     float32 distinct listeners per item
+``index.faiss``        :func:`models.index.build_index` over the L2-normalised item factors
+``seen_indptr.npy``    CSR row pointers of the users' training items (with
+``seen_indices.npy``   the item rows), so batch recommendations can skip them
+=====================  ==================================================
+
+Only ``.npy`` (no pickle), JSON and FAISS files; checksums go in the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batch.data import TrainData
+from models.index import build_index, index_kind
+from models.io.artifacts import ArtifactStore, save_array, save_json
+
+FACTOR_KINDS = ("als", "lightgcn")
+
+
+def write_index(path: Path, name: str, vectors: np.ndarray, kind: str = "auto") -> str:
+    """Build an index over ``vectors`` (row numbers as ids), save it, return its kind."""
+    import faiss
+
+    index = build_index(vectors, kind)
+    faiss.write_index(index, str(path / name))
+    return index_kind(index)
+
+
+def publish_factors(
+    store: ArtifactStore,
+    kind: str,
+    data: TrainData,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    *,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> str:
+    """Publish a factor model (``als`` or ``lightgcn``) trained on ``data``."""
+    if kind not in FACTOR_KINDS:
+        raise ValueError(f"not a factor artifact kind: {kind}")
+    if item_factors.shape[0] != len(data.items) or user_factors.shape[0] != len(data.users):
+        raise ValueError("factor rows do not match the data's users and items")
+    if not (np.isfinite(item_factors).all() and np.isfinite(user_factors).all()):
+        raise ValueError("non-finite factors; refusing to publish")
+    path = store.stage(kind)
+    save_json(path, "item_ids.json", list(data.items))
+    save_array(path, "item_factors", item_factors.astype(np.float32))
+    save_json(path, "user_ids.json", list(data.users))
+    save_array(path, "user_factors", user_factors.astype(np.float32))
+    save_json(path, "item_artists.json", data.item_artists())
+    save_array(path, "popularity", data.popularity())
+    seen = data.counts.tocsr()
+    save_array(path, "seen_indptr", seen.indptr.astype(np.int64))
+    save_array(path, "seen_indices", seen.indices.astype(np.int32))
+    index = write_index(path, "index.faiss", item_factors)
+    return store.publish(
+        kind,
+        path,
+        params={**params, "index": index, "dim": int(item_factors.shape[1])},
+        metrics=metrics,
+        data=data.info,
+    )

@@ -1,0 +1,167 @@
+"""Snapshot the event log into Parquet, then train from the snapshot.
+
+Training reads the ``tracks`` and ``interactions`` topics from the earliest
+offset with a plain aiokafka consumer (no group, nothing committed, so the
+live workers are untouched), up to the high watermark each partition had when
+the read began, decodes records exactly as the workers do
+(:func:`models.codec.decode_record`; what the workers would dead-letter is
+counted and skipped) and writes two Parquet files plus ``meta.json`` with the
+end offset of every partition. Why a snapshot instead of training straight
+from Kafka: a training run is then repeatable (same files, same model), the
+manifest can name the exact offsets it covers, and evaluation or a second
+model reads the files instead of the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batch.data import (
+    TrainData,
+    catalog_from_columns,
+    from_columns,
+    interaction_columns,
+    track_columns,
+)
+from models.codec import decode_record
+from models.topics import INTERACTIONS, TRACKS
+
+META = "meta.json"
+Progress = Callable[[str, int, int], None]
+"""Called as (topic, records read, records to read)."""
+
+
+async def _read_topic(
+    consumer: Any,
+    topic: str,
+    partitions: int,
+    max_bytes: int,
+    progress: Progress | None,
+) -> tuple[list[Any], dict[int, int], int]:
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    targets: dict[Any, int] = {}
+    ends = dict.fromkeys(range(partitions), 0)
+    events: list[Any] = []
+    rejected = idle = read = 0
+    while True:
+        batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+        for tp in tps:
+            high = consumer.highwater(tp)
+            if high is not None and tp not in targets:
+                targets[tp] = high
+        for tp, msgs in batch.items():
+            for m in msgs:
+                if tp in targets and m.offset >= targets[tp]:
+                    continue  # arrived after the snapshot began
+                decoded = decode_record(m.value, max_bytes=max_bytes)
+                events.extend(decoded.events)
+                rejected += len(decoded.rejected)
+                ends[tp.partition] = m.offset + 1
+                read += 1
+        if progress is not None and len(targets) == len(tps):
+            progress(topic, read, sum(targets.values()))
+        done = len(targets) == len(tps)
+        for tp in tps:
+            done = done and await consumer.position(tp) >= targets[tp]
+        idle = 0 if batch else idle + 1
+        if done or idle > 20:
+            break
+    return events, ends, rejected
+
+
+async def snapshot_topics(
+    bootstrap: str,
+    out_dir: Path,
+    *,
+    partitions: int,
+    max_bytes: int = 1_048_576,
+    progress: Progress | None = None,
+) -> Path:
+    """Read both topics from the beginning into ``out_dir/<time>/``; returns that folder."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        tracks, track_ends, bad_tracks = await _read_topic(
+            consumer, TRACKS, partitions, max_bytes, progress
+        )
+        plays, play_ends, bad_plays = await _read_topic(
+            consumer, INTERACTIONS, partitions, max_bytes, progress
+        )
+    finally:
+        await consumer.stop()
+    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
+    tmp = out_dir / f".{name}.tmp"
+    tmp.mkdir(parents=True)
+    tracks = [e for e in tracks if e.type == "track"]
+    plays = [e for e in plays if e.type in {"play", "skip", "like", "unlike", "dislike"}]
+    pq.write_table(pa.table(interaction_columns(plays)), tmp / "interactions.parquet")
+    pq.write_table(pa.table(track_columns(tracks)), tmp / "tracks.parquet")
+    meta = {
+        "created_at": time.time(),
+        "bootstrap": bootstrap,
+        "offsets": {
+            TRACKS: {str(p): o for p, o in track_ends.items()},
+            INTERACTIONS: {str(p): o for p, o in play_ends.items()},
+        },
+        "events": {TRACKS: len(tracks), INTERACTIONS: len(plays)},
+        "rejected": {TRACKS: bad_tracks, INTERACTIONS: bad_plays},
+    }
+    (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    final = out_dir / name
+    tmp.rename(final)
+    return final
+
+
+def latest(out_dir: Path) -> Path | None:
+    """The newest complete snapshot under ``out_dir``."""
+    if not out_dir.is_dir():
+        return None
+    done = sorted(
+        p for p in out_dir.iterdir() if (p / META).is_file() and not p.name.startswith(".")
+    )
+    return done[-1] if done else None
+
+
+def prune(out_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` snapshots."""
+    if not out_dir.is_dir():
+        return
+    done = sorted(
+        p for p in out_dir.iterdir() if (p / META).is_file() and not p.name.startswith(".")
+    )
+    for old in done[: max(0, len(done) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read(path: Path, full_play: float = 0.8) -> TrainData:
+    """Training data from a snapshot folder (manifest ``data`` carries its offsets)."""
+    meta = json.loads((path / META).read_text())
+    interactions = pq.read_table(path / "interactions.parquet").to_pydict()
+    tracks = pq.read_table(path / "tracks.parquet").to_pydict()
+    info = {"snapshot": path.name, "offsets": meta["offsets"], "rejected": meta["rejected"]}
+    if not interactions.get("event_id"):
+        raise ValueError(f"snapshot {path} holds no interactions")
+    return from_columns(
+        "events", interactions, catalog_from_columns(tracks), full_play=full_play, info=info
+    )

@@ -1,0 +1,44 @@
+"""One thread everywhere: the batch jobs share a small machine with the live system.
+
+BLAS, OpenMP (faiss, implicit) and numba (librosa) read their thread counts
+from the environment when first imported, so :func:`limit_env` must run before
+those imports (the ``encore train``/``eval`` commands call it first);
+:func:`one_thread` additionally caps already-loaded pools for a block.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+def limit_env() -> None:
+    """Ask every native thread pool for one thread (effective for libraries not yet loaded)."""
+    for name in THREAD_VARS:
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Cap BLAS/OpenMP pools (and torch, if loaded) at one thread inside the block."""
+    from threadpoolctl import threadpool_limits
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    if "faiss" in sys.modules:
+        sys.modules["faiss"].omp_set_num_threads(1)
+    with threadpool_limits(1):
+        yield

@@ -1,0 +1,205 @@
+"""Batch commands: ``encore train``, ``encore eval``, ``encore recommend-batch``.
+
+:func:`register` adds them to the ``encore`` app; ``app`` here holds the same
+commands for tests. Like the rest of the CLI, each command imports the heavy
+code it needs only when it runs, after asking every native thread pool for a
+single thread (the batch jobs share the machine with the live system).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+app = typer.Typer(
+    help="Batch training, evaluation and offline recommendations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Kind(StrEnum):
+    """Artifact kinds ``encore train`` produces."""
+
+    als = "als"
+    lightgcn = "lightgcn"
+    content = "content"
+    fingerprint = "fingerprint"
+    all = "all"
+
+
+class Source(StrEnum):
+    """Where ``encore train`` reads its data."""
+
+    demo = "demo"
+    events = "events"
+    lastfm_2k = "lastfm-2k"
+    movielens_100k = "movielens-100k"
+
+
+class EvalDataset(StrEnum):
+    """Public datasets ``encore eval`` measures on."""
+
+    lastfm_2k = "lastfm-2k"
+    movielens_100k = "movielens-100k"
+
+
+class Protocol(StrEnum):
+    """Evaluation splits."""
+
+    random = "random"
+    temporal = "temporal"
+
+
+ALL_KINDS = ("als", "lightgcn", "content", "fingerprint")
+RECBOLE_SEED = 2020
+"""RecBole's default seed, the split seed of its published results."""
+
+
+def _one_thread() -> None:
+    from batch.threads import limit_env
+
+    limit_env()
+
+
+def _lastfm_path(path: Path | None) -> Path | None:
+    if path is not None:
+        return path
+    env = os.environ.get("ENCORE_LASTFM_DIR")
+    return Path(env) if env else None
+
+
+@app.command("train")
+def train(
+    kind: Annotated[Kind, typer.Argument(help="What to train; `all` = every kind.")] = Kind.all,
+    source: Annotated[Source, typer.Option(help="Training data.")] = Source.demo,
+    path: Annotated[
+        Path | None,
+        typer.Option(help="lastfm-2k: the HetRec folder; events: a snapshot folder to reuse."),
+    ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(help="Retrain every N seconds (default ENCORE_BATCH_SCHEDULE_S; 0: once)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train models from a source and publish them as versioned artifacts."""
+    _one_thread()
+    from batch.schedule import run_every
+    from batch.train import train as run_train
+    from models.settings import load_settings
+
+    settings = load_settings()
+    kinds = ALL_KINDS if kind is Kind.all else (kind.value,)
+    where = _lastfm_path(path) if source is Source.lastfm_2k else path
+
+    def once() -> dict[str, str]:
+        started = time.perf_counter()
+        versions = run_train(kinds, source.value, where, settings, progress=progress)
+        elapsed = time.perf_counter() - started
+        typer.echo(orjson.dumps({"published": versions, "seconds": round(elapsed, 1)}).decode())
+        return versions
+
+    interval = settings.batch.schedule_s if every is None else every
+    if interval <= 0:
+        once()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_every(
+            interval,
+            once,
+            stop=stop,
+            on_error=lambda exc: typer.echo(f"training failed, keeping artifacts: {exc}", err=True),
+        )
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[EvalDataset, typer.Option(help="Which dataset.")],
+    protocol: Annotated[Protocol, typer.Option(help="random 80/10/10 or temporal.")] = (
+        Protocol.random
+    ),
+    quick: Annotated[bool, typer.Option(help="No tuning, short LightGCN (a smoke run).")] = False,
+    path: Annotated[
+        Path | None, typer.Option(help="lastfm-2k folder (default ENCORE_LASTFM_DIR).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Split and model seed.")] = RECBOLE_SEED,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default reports/<dataset>).")
+    ] = None,
+) -> None:
+    """Compare every model on a public dataset (full ranking) and write a report."""
+    _one_thread()
+    from batch import evaluate as ev
+    from batch import report
+    from models.settings import load_settings
+    from models.state import fold_config
+
+    settings = load_settings()
+    folder = _lastfm_path(path) if dataset is EvalDataset.lastfm_2k else None
+    if dataset is EvalDataset.lastfm_2k and folder is None:
+        raise typer.BadParameter("pass --path to the hetrec2011-lastfm-2k folder")
+    command = f"encore eval --dataset {dataset.value} --protocol {protocol.value}"
+    command += (" --quick" if quick else "") + (f" --path {folder}" if folder else "")
+    command += f" --seed {seed}" if seed != RECBOLE_SEED else ""
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - started:7.1f}s] {message}", err=True)
+
+    result = ev.run(
+        dataset.value,
+        protocol.value,
+        path=folder,
+        seed=seed,
+        quick=quick,
+        settings=settings.batch,
+        fold=fold_config(settings),
+        log=log,
+    )
+    md = report.write(result, out or Path("reports") / dataset.value, command)
+    typer.echo(str(md))
+
+
+@app.command("recommend-batch")
+def recommend_batch(
+    users: Annotated[Path, typer.Option(help="File of user ids, one per line.")],
+    out: Annotated[Path, typer.Option(help="Output JSONL file.")],
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Items per user.")] = 10,
+    kind: Annotated[str, typer.Option(help="Artifact kind: als or lightgcn.")] = "als",
+) -> None:
+    """Top-k recommendations for many users from the published model, as JSON lines."""
+    _one_thread()
+    from batch.recommend import read_users, recommend
+    from models.io.artifacts import ArtifactError, ArtifactStore
+    from models.settings import load_settings
+
+    settings = load_settings()
+    store = ArtifactStore(Path(settings.artifacts.root), settings.artifacts.keep_versions)
+    try:
+        stats = recommend(store, read_users(users), k, out, kind)
+    except ArtifactError as exc:
+        typer.echo(f"no usable {kind} artifact: {exc}", err=True)
+        sys.exit(1)
+    typer.echo(orjson.dumps(stats).decode())
+
+
+def register(parent: typer.Typer) -> None:
+    """Add the batch commands to the ``encore`` app."""
+    parent.command("train")(train)
+    parent.command("eval")(evaluate)
+    parent.command("recommend-batch")(recommend_batch)
