@@ -28,6 +28,7 @@ from models.keys import Keys
 from models.settings import load_settings
 from models.topics import INTERACTIONS
 from streams import replay_jobs
+from streams.replay import state_digest
 
 
 async def raw_consume(bootstrap: str, partitions: int, records: int) -> dict[str, float]:
@@ -164,6 +165,83 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def same_state(old: int, new: int) -> bool:
+    """Whether the replayed generation equals the live one, key by key and value by value."""
+    from streams.wiring import redis_store
+
+    settings = load_settings()
+    store = redis_store(settings)
+    try:
+        prefix = settings.redis.key_prefix
+        return await state_digest(store, prefix, old) == await state_digest(store, prefix, new)
+    finally:
+        await store.close()
+
+
+async def track_memory(n: int = 2_000, dim: int = 64) -> dict[str, float]:
+    """Redis bytes per catalog track: ``n`` new-track events applied by the workers' applier.
+
+    The content vectors have production sizes (384-d text, ``dim``-d collaborative
+    projection, mood); their values are random, because only their size matters here.
+    """
+    from datetime import UTC, datetime
+
+    from models.apply import ContentVectors
+    from models.codec import encode_batch
+    from models.events import NewTrack
+    from models.topics import TRACKS, partition_for
+    from streams.applier import Record
+    from streams.wiring import build_applier, discard_dead_letters, redis_store
+
+    settings = load_settings()
+    rng = np.random.default_rng(3)
+
+    async def content(events: Any) -> dict[str, ContentVectors]:
+        return {
+            e.track_id: ContentVectors(
+                text=rng.normal(size=384).astype(np.float32),
+                collab=rng.normal(size=dim).astype(np.float32),
+                valence=0.1,
+                arousal=-0.2,
+                model="bench",
+            )
+            for e in events
+        }
+
+    store = redis_store(settings)
+    applier = build_applier(settings, store, discard_dead_letters, content=content)
+    now = datetime.now(UTC)
+    parts = settings.kafka.partitions
+    by_part: dict[int, list[NewTrack]] = {p: [] for p in range(parts)}
+    for i in range(n):
+        e = NewTrack(
+            event_id=f"memtrack-{i}",
+            occurred_at=now,
+            track_id=f"memtrack:{i}",
+            title=f"Track number {i}",
+            artist=f"Artist {i % 300}",
+            album=f"Album {i % 900}",
+            genre="electronic",
+            tags=("chill", "night", "synth"),
+            year=2020,
+            duration_ms=215_000,
+            audio_url=f"https://cdn.example.com/audio/{i}.mp3",
+        )
+        by_part[partition_for(e.track_id, parts)].append(e)
+    keys = await applier.keys()
+    for p, evs in by_part.items():
+        for start in range(0, len(evs), 200):
+            value = encode_batch(evs[start : start + 200])
+            await applier.apply(TRACKS, p, [Record(start // 200, value)], keys=keys)
+    client = connect(settings.redis.url.get_secret_value() if settings.redis.url else "")
+    sizes = []
+    async for key in client.scan_iter(match=f"{keys.base}t:*", count=1_000):
+        sizes.append(await client.memory_usage(key) or 0)
+    await client.aclose()
+    await store.close()
+    return {"tracks": len(sizes), "bytes_per_track": round(float(np.mean(sizes)), 0)}
+
+
 def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> dict[str, Any]:
     """The whole benchmark; returns the result document."""
     with stack("stream") as s:
@@ -192,9 +270,9 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
         worker_rss = rss_mib(worker.pid)
         memory = asyncio.run(redis_memory(s.redis.address))
         worker.stop()
+        os.environ.update(s.env())  # replay processes read their settings from here
         live_eps = events / applied["applying_s"]
 
-        os.environ.update(s.env())  # replay processes read their settings from here
         replays = {}
         for processes in (1, 2):
             rep = asyncio.run(
@@ -207,10 +285,14 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
                 )
             )
             replays[processes] = {
+                "equals_live_state": asyncio.run(
+                    same_state(rep.old_generation, rep.new_generation)
+                ),
                 "events": rep.events,
                 "seconds": round(rep.seconds, 2),
                 "events_per_s": round(rep.events_per_s, 1),
             }
+        memory.update(asyncio.run(track_memory()))  # last: these tracks are not in the topics
 
     events_per_record = events / gen["records"]
     raw_eps = consume["records_per_s"] * events_per_record
@@ -264,13 +346,22 @@ def render(r: dict[str, Any]) -> str:
         [
             "**replay, 1 process**",
             f"**{r['replay']['events_per_s']:,.0f} events/s**",
-            "goal 50,000",
+            "goal 50,000; equals live state: "
+            + ("yes" if r["replay"].get("equals_live_state") else "**no**"),
         ],
         [
             "**replay, 2 processes**",
             f"**{r['replay_2_processes']['events_per_s']:,.0f} events/s**",
-            "one per core",
+            "one per core; equals live state: "
+            + ("yes" if r["replay_2_processes"].get("equals_live_state") else "**no**"),
         ],
+    ]
+    m = r["memory"]
+    rows += [
+        ["Redis per user", f"{m['bytes_per_user']:,.0f} bytes", f"{m['users']:,} users"],
+        ["Redis per track", f"{m.get('bytes_per_track', 0):,.0f} bytes", "with 384-d text vector"],
+        ["Redis in use", f"{m['used_mib']:,.1f} MiB", "after the live run"],
+        ["worker resident memory", f"{r['worker']['rss_mib']:,.0f} MiB", ""],
     ]
     return table(rows, ["stage", "rate", "note"])
 

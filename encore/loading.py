@@ -23,7 +23,11 @@ def dataset_events(name: str, path: Path | None) -> tuple[list[Any], Iterable[An
 
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         demo = generate(end=now)  # recent, so sessions and trending are live
-        return list(demo.tracks), demo.interactions, len(demo.interactions)
+        # The packaged music clips (data extra) join the catalog with file:// audio,
+        # so content, mood and identify have real audio to work on.
+        from batch.audio_sources import track_events
+
+        return [*demo.tracks, *track_events(now)], demo.interactions, len(demo.interactions)
     if name == "lastfm-2k":
         from batch.datasets import lastfm_events, read_lastfm
 
