@@ -69,6 +69,7 @@ def build_resources(settings: Settings) -> Resources:
             settings.kafka.partitions,
             trending_bucket_s=settings.stream.trending_bucket_s,
             trending_window_s=settings.stream.trending_window_s,
+            shared_max_age_s=settings.api.shared_cache_s,
         )
     res.engine = Engine(
         reader,

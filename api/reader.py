@@ -43,13 +43,17 @@ class Reader:
         *,
         trending_bucket_s: int,
         trending_window_s: int,
+        shared_max_age_s: float = 1.0,
     ) -> None:
         self.store = store
         self.prefix = prefix
         self.partitions = partitions
         self.bucket_s = trending_bucket_s
         self.window_s = trending_window_s
+        self.shared_max_age_s = shared_max_age_s
         self._bandit: tuple[float, int, dict[str, Posterior]] | None = None
+        self._shared: dict[str, tuple[float, int, Any]] = {}
+        self._refreshing: dict[str, asyncio.Task[Any]] = {}
 
     async def keys(self) -> Keys:
         """Key layout of the active generation."""
@@ -61,26 +65,53 @@ class Reader:
         [fields] = await self.store.read([ops.hgetall(keys.user(user_id))])
         return UserState.from_fields(fields)
 
+    async def _shared_read(self, name: str, keys: Keys, read: Any) -> Any:
+        """A value the same for every user: served from memory, re-read in the background
+        once older than ``shared_max_age_s`` (only the first request waits for Redis)."""
+        hit = self._shared.get(name)
+        if hit is not None and hit[1] == keys.generation:
+            stale = time.monotonic() - hit[0] >= self.shared_max_age_s
+            if stale and name not in self._refreshing:
+                task = asyncio.create_task(self._refresh(name, keys, read))
+                self._refreshing[name] = task
+                task.add_done_callback(lambda _t: self._refreshing.pop(name, None))
+            return hit[2]
+        return await self._refresh(name, keys, read)
+
+    async def _refresh(self, name: str, keys: Keys, read: Any) -> Any:
+        started = time.monotonic()
+        value = await read()
+        self._shared[name] = (started, keys.generation, value)
+        return value
+
     async def trending(self, keys: Keys, now_s: float, top: int = 100) -> dict[str, float]:
         """Plays per track over the trending window, summed over partitions and buckets."""
-        last = int(now_s) // self.bucket_s * self.bucket_s
-        buckets = range(last - self.window_s + self.bucket_s, last + 1, self.bucket_s)
-        reads = [
-            ops.zrevrange(keys.trending(p, b), 0, top - 1)
-            for p in range(self.partitions)
-            for b in buckets
-        ]
-        counts: Counter[str] = Counter()
-        for rows in await self.store.read(reads):
-            for member, score in rows:
-                counts[member.decode()] += score
-        return dict(counts.most_common(top))
+
+        async def read() -> list[tuple[str, float]]:
+            last = int(now_s) // self.bucket_s * self.bucket_s
+            buckets = range(last - self.window_s + self.bucket_s, last + 1, self.bucket_s)
+            reads = [
+                ops.zrevrange(keys.trending(p, b), 0, top - 1)
+                for p in range(self.partitions)
+                for b in buckets
+            ]
+            counts: Counter[str] = Counter()
+            for rows in await self.store.read(reads):
+                for member, score in rows:
+                    counts[member.decode()] += score
+            return [(k, float(v)) for k, v in counts.most_common(top)]
+
+        return dict(await self._shared_read(f"trending:{top}", keys, read))
 
     async def fresh(self, keys: Keys, top: int = 100) -> list[tuple[str, float]]:
-        """Newest catalog arrivals over all tracks partitions."""
-        reads = [ops.zrevrange(keys.fresh(p), 0, top - 1) for p in range(self.partitions)]
-        rows = [(m.decode(), s) for part in await self.store.read(reads) for m, s in part]
-        return sorted(rows, key=lambda r: -r[1])[:top]
+        """Newest catalog arrivals over all tracks partitions (shared like trending)."""
+
+        async def read() -> list[tuple[str, float]]:
+            reads = [ops.zrevrange(keys.fresh(p), 0, top - 1) for p in range(self.partitions)]
+            rows = [(m.decode(), s) for part in await self.store.read(reads) for m, s in part]
+            return sorted(rows, key=lambda r: -r[1])[:top]
+
+        return list(await self._shared_read(f"fresh:{top}", keys, read))
 
     async def bandit(self, keys: Keys, max_age_s: float = 1.0) -> dict[str, Posterior]:
         """Arm posteriors summed over partitions (cached for ``max_age_s``)."""
@@ -97,11 +128,17 @@ class Reader:
         return post
 
     async def links(self, keys: Keys, tracks: list[str]) -> dict[str, str]:
-        """Link status per track (absent: unknown)."""
-        rows = await self.store.read([ops.hmget(keys.link(t), "status") for t in tracks])
-        return {
-            t: (r[0].decode() if r[0] else "unknown") for t, r in zip(tracks, rows, strict=True)
-        }
+        """Link status per track (absent: unknown); one read per link-health partition."""
+        by_part: dict[int, list[str]] = {}
+        for t in tracks:
+            by_part.setdefault(keys.track_partition(t), []).append(t)
+        parts = sorted(by_part)
+        rows = await self.store.read([ops.hmget(keys.link_status(p), *by_part[p]) for p in parts])
+        out: dict[str, str] = {}
+        for p, values in zip(parts, rows, strict=True):
+            for t, v in zip(by_part[p], values, strict=True):
+                out[t] = v.decode() if v else "unknown"
+        return out
 
     async def link_health(self, keys: Keys, track: str) -> dict[str, str]:
         """The whole link-health record of one track."""

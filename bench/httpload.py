@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
+import aiohttp
 import numpy as np
 import orjson
 
@@ -50,8 +50,9 @@ async def run(
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     rng = random.Random(7)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
         start = time.perf_counter() + 0.2
 
         async def one(i: int) -> None:
@@ -59,15 +60,17 @@ async def run(
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             try:
                 if kind == "personal":
-                    r = await client.get(
-                        f"/v1/users/u{rng.randrange(users)}/recommendations", params={"n": 20}
+                    request = session.get(
+                        f"/v1/users/u{rng.randrange(users)}/recommendations", params={"n": "20"}
                     )
                 else:
-                    r = await client.post(
+                    request = session.post(
                         "/v1/recommend", json={"query": rng.choice(QUERIES), "top_k": 20}
                     )
-                statuses[str(r.status_code)] += 1
-            except httpx.HTTPError as exc:
+                async with request as r:
+                    await r.read()
+                    statuses[str(r.status)] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 statuses[type(exc).__name__] += 1
             latencies.append((time.perf_counter() - due) * 1000)
 
@@ -97,7 +100,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--kind", choices=("personal", "query"), default="personal")
     ap.add_argument("--users", type=int, default=1_000)
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=256)
     a = ap.parse_args()
     result = asyncio.run(run(a.base, a.rate, a.seconds, a.kind, a.users, a.concurrency))
     print(orjson.dumps(result).decode(), flush=True)

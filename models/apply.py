@@ -127,7 +127,12 @@ def plan_links(
     for e in events:
         state = next_link_health(states.get(e.track_id, LinkHealth()), e, dead_after=dead_after)
         states[e.track_id] = touched[e.track_id] = state
-    return [ops.hset(keys.link(t), s.to_fields()) for t, s in touched.items()]
+    writes = [ops.hset(keys.link(t), s.to_fields()) for t, s in touched.items()]
+    status: dict[int, dict[str, Any]] = {}
+    for t, s in touched.items():
+        status.setdefault(keys.track_partition(t), {})[t] = s.to_fields()["status"]
+    writes += [ops.hset(keys.link_status(p), m) for p, m in sorted(status.items())]
+    return writes
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,10 @@ class Keys:
         """Link health hash of a track."""
         return f"{self.base}lh:{hash_tag(LINK_HEALTH, self.track_partition(track_id))}:{track_id}"
 
+    def link_status(self, partition: int) -> str:
+        """Track -> link status of one link-health partition (one read per partition)."""
+        return f"{self.base}lhs:{hash_tag(LINK_HEALTH, partition)}"
+
 
 def generation_key(prefix: str) -> str:
     """The pointer to the active generation."""

@@ -156,39 +156,50 @@ def mmr(
 ) -> list[int]:
     """Greedy MMR over the allowed candidates with a minimum same-artist gap.
 
-    When the gap cannot be kept (too few artists), the best remaining track is
-    taken anyway rather than returning a short list.
+    Candidates are visited in descending score order (ties by position); similarity
+    is the inner product of diversity vectors of the same dimension (a track without
+    a vector is similar to nothing). When the gap cannot be kept (too few artists),
+    the best remaining track is taken anyway rather than returning a short list.
     """
-    order = list(np.argsort(-scores, kind="stable"))
-    vecs = [c.vector for c in candidates]
-    picked: list[int] = []
-    sim_max = np.zeros(len(candidates))
-    while order and len(picked) < n:
-        recent_artists = (
-            {candidates[i].artist for i in picked[-artist_gap:]} if artist_gap else set()
-        )
-        best, best_val = None, -np.inf
-        fallback = None
-        for i in order:
-            val = lam * scores[i] - (1 - lam) * sim_max[i]
-            if candidates[i].artist is not None and candidates[i].artist in recent_artists:
-                if fallback is None or val > fallback[1]:
-                    fallback = (i, val)
-                continue
-            if val > best_val:
-                best, best_val = i, val
-        choice = best if best is not None else (fallback[0] if fallback else None)
-        if choice is None:
-            break
-        picked.append(choice)
-        order.remove(choice)
-        v = vecs[choice]
+    m = len(candidates)
+    if m == 0 or n <= 0:
+        return []
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    base = lam * np.asarray(scores, dtype=np.float64)[order]
+    artists = [candidates[i].artist for i in order]
+    groups: dict[int, list[int]] = {}
+    for pos, i in enumerate(order):
+        v = candidates[i].vector
         if v is not None:
-            for i in order:
-                w = vecs[i]
-                if w is not None and w.shape == v.shape:
-                    sim_max[i] = max(sim_max[i], float(np.dot(v, w)))
-    return picked
+            groups.setdefault(v.shape[0], []).append(pos)
+    mats = {
+        d: (
+            np.asarray(rows),
+            np.stack([candidates[order[p]].vector for p in rows]).astype(np.float64),
+        )
+        for d, rows in groups.items()
+    }
+    dim_of = np.zeros(m, dtype=np.int64)
+    for d, rows in groups.items():
+        dim_of[rows] = d
+    sim_max = np.zeros(m)
+    open_ = np.ones(m, dtype=bool)
+    picked: list[int] = []
+    while len(picked) < n and open_.any():
+        val = np.where(open_, base - (1 - lam) * sim_max, -np.inf)
+        recent = {artists[p] for p in picked[-artist_gap:]} - {None} if artist_gap else set()
+        blocked = np.fromiter((a in recent for a in artists), dtype=bool, count=m)
+        allowed = open_ & ~blocked
+        pool = allowed if allowed.any() else open_
+        choice = int(np.argmax(np.where(pool, val, -np.inf)))
+        picked.append(choice)
+        open_[choice] = False
+        d = int(dim_of[choice])
+        if d:
+            idx, mat = mats[d]
+            sims = mat @ mat[np.searchsorted(idx, choice)]
+            sim_max[idx] = np.maximum(sim_max[idx], sims)
+    return [int(order[p]) for p in picked]
 
 
 def rerank(

@@ -87,6 +87,12 @@ class StreamSettings(BaseSettings):
     batch_timeout_s: float = Field(
         default=0.01, gt=0, description="Longest wait to fill a batch (adds to latency)."
     )
+    apply_max_bytes: int = Field(
+        default=2 * 2**20,
+        ge=1_024,
+        description="Most record bytes per atomic apply; a larger fetched batch is applied in "
+        "pieces (bounds worker memory).",
+    )
     dedup_window: int = Field(
         default=200_000, ge=0, description="Event ids remembered per partition to drop resends."
     )
@@ -140,6 +146,12 @@ class ApiSettings(BaseSettings):
     mmr_lambda: float = Field(default=0.7, ge=0, le=1, description="MMR relevance weight.")
     artist_gap: int = Field(default=3, ge=0, description="Minimum positions between one artist.")
     dependency_timeout_s: float = Field(default=0.25, gt=0, description="Timeout per dependency.")
+    shared_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Trending and fresh tracks (the same for every user) are re-read at most "
+        "this often per API process.",
+    )
     ready_max_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag.")
 
     @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")

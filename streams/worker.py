@@ -231,7 +231,10 @@ class Worker:
 
     async def _partition(self, topic: str, stream: Any, partition: int, evs: list[Any]) -> None:
         records = [Record(e.message.offset, e.message.value) for e in evs]
-        result = await self._apply_until_done(topic, partition, records)
+        for piece in pieces(records, self.settings.stream.apply_max_bytes):
+            result = await self._apply_until_done(topic, partition, piece)
+            if result.seek_to is not None:
+                break
         if result.seek_to is not None:
             metrics.GAPS.labels(topic).inc()
             log.warning(
@@ -293,6 +296,23 @@ class Worker:
                 await self.redis.hset(lag_key(keys), mapping=lags)
         except (RedisError, OSError) as exc:
             log.warning("lag report skipped: %s", exc)
+
+
+def pieces(records: list[Record], max_bytes: int) -> list[list[Record]]:
+    """Consecutive runs of records of at most ``max_bytes`` (at least one record each).
+
+    Applying is batch-invariant, so the state is the same however a batch is cut;
+    smaller pieces keep fewer decoded events in memory at once."""
+    out: list[list[Record]] = []
+    size = 0
+    for r in records:
+        n = len(r.value or b"")
+        if not out or size + n > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(r)
+        size += n
+    return out
 
 
 def lag_key(keys: Keys) -> str:

@@ -165,3 +165,14 @@ async def test_same_events_give_the_same_state_digest_in_any_batching() -> None:
             await a.apply(INTERACTIONS, 5, records[i : i + size])
         digests.append(digest_of(await store.dump("enc:g0:")))
     assert len(set(digests)) == 1
+
+
+def test_worker_cuts_a_fetched_batch_into_pieces_by_bytes() -> None:
+    from streams.worker import pieces
+
+    records = [Record(i, b"x" * size) for i, size in enumerate([400, 400, 300, 900, 0, 50, 2_000])]
+    cut = pieces(records, 1_000)
+    assert [[r.offset for r in p] for p in cut] == [[0, 1], [2], [3, 4, 5], [6]]
+    assert [r for p in cut for r in p] == records  # nothing lost, order kept
+    assert pieces([Record(0, None)], 10) == [[Record(0, None)]]
+    assert pieces([], 10) == []

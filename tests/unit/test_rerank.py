@@ -89,3 +89,54 @@ def test_filters_skips_and_artist_spacing() -> None:
     )
     assert {r.candidate.genre for r in jazz} == {"jazz"}
     assert min(r.candidate.year or 0 for r in jazz) >= 1993
+
+
+def _mmr_by_definition(
+    cands: list[Candidate], scores: np.ndarray, n: int, lam: float, gap: int
+) -> list[int]:
+    """MMR written out pair by pair: the specification the vectorised one must match."""
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    picked: list[int] = []
+    sim_max = np.zeros(len(cands))
+    while order and len(picked) < n:
+        recent = {cands[i].artist for i in picked[-gap:]} - {None} if gap else set()
+
+        def value(i: int) -> tuple[float, int]:  # ties: the first in score order
+            return (lam * scores[i] - (1 - lam) * sim_max[i], -order.index(i))
+
+        best = max((i for i in order if cands[i].artist not in recent), default=None, key=value)
+        if best is None:
+            best = max(order, key=value)
+        picked.append(best)
+        order.remove(best)
+        v = cands[best].vector
+        for i in order:
+            w = cands[i].vector
+            if v is not None and w is not None and w.shape == v.shape:
+                sim_max[i] = max(sim_max[i], float(np.dot(v.astype(np.float64), w)))
+    return picked
+
+
+def test_vectorised_mmr_matches_its_definition() -> None:
+    from models.rerank import mmr
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        m = int(rng.integers(1, 60))
+        cands = []
+        for i in range(m):
+            kind = rng.integers(0, 3)  # mixed spaces and missing vectors, as in a real pool
+            vec = None if kind == 0 else rng.normal(size=8 if kind == 1 else 16)
+            if vec is not None:
+                vec /= np.linalg.norm(vec)
+            artist = None if rng.random() < 0.2 else f"a{rng.integers(0, 4)}"
+            cands.append(Candidate(f"t{i}", artist=artist, vector=vec))
+        scores = np.round(rng.random(m), 1)  # rounded: ties must break the same way
+        n, lam, gap = (
+            int(rng.integers(1, 25)),
+            float(rng.choice([0.3, 0.7, 1.0])),
+            int(rng.integers(0, 4)),
+        )
+        assert mmr(cands, scores, n, lam, gap) == _mmr_by_definition(cands, scores, n, lam, gap), (
+            trial
+        )
