@@ -37,11 +37,13 @@ def synthetic(
 ) -> sp.csr_matrix:
     """A Zipf-popular random interaction matrix with play counts."""
     rng = np.random.default_rng(seed)
-    u = rng.integers(0, users, nnz)
-    i = (rng.zipf(1.3, nnz) - 1) % items
-    m = sp.csr_matrix((rng.integers(1, 50, nnz).astype(np.float32), (u, i)), shape=(users, items))
+    draws = 3 * nnz  # Zipf popularity repeats pairs; draw more, then keep ``nnz`` distinct
+    u = rng.integers(0, users, draws)
+    i = (rng.zipf(1.3, draws) - 1) % items
+    m = sp.coo_matrix((rng.integers(1, 50, draws).astype(np.float32), (u, i)), (users, items))
     m.sum_duplicates()
-    return m
+    keep = np.sort(rng.choice(m.nnz, size=min(nnz, m.nnz), replace=False))
+    return sp.csr_matrix((m.data[keep], (m.row[keep], m.col[keep])), shape=(users, items))
 
 
 def lightgcn_epoch_s(matrix: sp.csr_matrix, epochs: int = 3) -> float:

@@ -140,12 +140,13 @@ def rss_mib(pid: int) -> float:
 
 
 async def redis_memory(url: str, sample: int = 500) -> dict[str, float]:
-    """Redis memory in use and the mean size of a user's state (MEMORY USAGE on a sample)."""
+    """Redis memory in use and the mean size of a user's state (MEMORY USAGE over every
+    field, on a sample of users)."""
     client = connect(url, timeout_s=10)
     info = await client.info("memory")
     sizes = []
     async for key in client.scan_iter(match="enc:g0:u:*", count=1_000):
-        sizes.append(await client.memory_usage(key) or 0)
+        sizes.append(await client.memory_usage(key, samples=0) or 0)
         if len(sizes) >= sample:
             break
     users = 0
@@ -236,7 +237,7 @@ async def track_memory(n: int = 2_000, dim: int = 64) -> dict[str, float]:
     client = connect(settings.redis.url.get_secret_value() if settings.redis.url else "")
     sizes = []
     async for key in client.scan_iter(match=f"{keys.base}t:*", count=1_000):
-        sizes.append(await client.memory_usage(key) or 0)
+        sizes.append(await client.memory_usage(key, samples=0) or 0)
     await client.aclose()
     await store.close()
     return {"tracks": len(sizes), "bytes_per_track": round(float(np.mean(sizes)), 0)}
