@@ -105,6 +105,11 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         finally:
             for t in tasks:
                 t.cancel()
+            retrain = res.extras.get("retrain")
+            if retrain is not None and retrain.returncode is None:
+                retrain.terminate()  # a retrain started from the API stops with it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(retrain.wait(), 10)
             if res.producer is not None:
                 await res.producer.stop()
             if res.store is not None:
