@@ -195,7 +195,7 @@ class BatchSettings(BaseSettings):
     lightgcn_batch_size: int = Field(default=4096, ge=1, description="LightGCN BPR pairs per step.")
     seed: int = Field(default=2024, description="Seed for splits and initialisation.")
     schedule_s: float = Field(
-        default=0, ge=0, description="Retrain every N seconds under `encore up` (0: never)."
+        default=0, ge=0, description="`encore train` retrains every N seconds (0: once)."
     )
 
 
