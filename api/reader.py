@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from models.bandit import ARMS, Posterior, posteriors
 from models.io.store import StateStore
 from models.keys import Keys, generation_key
 from models.state import UserState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,9 +77,15 @@ class Reader:
             if stale and name not in self._refreshing:
                 task = asyncio.create_task(self._refresh(name, keys, read))
                 self._refreshing[name] = task
-                task.add_done_callback(lambda _t: self._refreshing.pop(name, None))
+                task.add_done_callback(lambda t: self._refreshed(name, t))
             return hit[2]
         return await self._refresh(name, keys, read)
+
+    def _refreshed(self, name: str, task: asyncio.Task[Any]) -> None:
+        """A background re-read ended; a failure keeps the old value and is logged."""
+        self._refreshing.pop(name, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s re-read failed: %s", name, task.exception())
 
     async def _refresh(self, name: str, keys: Keys, read: Any) -> Any:
         started = time.monotonic()

@@ -234,11 +234,9 @@ async def track_memory(n: int = 2_000, dim: int = 64) -> dict[str, float]:
         for start in range(0, len(evs), 200):
             value = encode_batch(evs[start : start + 200])
             await applier.apply(TRACKS, p, [Record(start // 200, value)], keys=keys)
-    client = connect(settings.redis.url.get_secret_value() if settings.redis.url else "")
     sizes = []
-    async for key in client.scan_iter(match=f"{keys.base}t:*", count=1_000):
-        sizes.append(await client.memory_usage(key, samples=0) or 0)
-    await client.aclose()
+    async for key in store.client.scan_iter(match=f"{keys.base}t:*", count=1_000):
+        sizes.append(await store.client.memory_usage(key, samples=0) or 0)
     await store.close()
     return {"tracks": len(sizes), "bytes_per_track": round(float(np.mean(sizes)), 0)}
 
