@@ -18,12 +18,27 @@ A reward r adds r to alpha and 1 - r to beta (fractional Bernoulli), starting
 from Beta(1, 1). Sums are kept in Redis as integers in millionths (exact and
 order-independent, so live and replayed state agree), per interaction partition;
 readers add the partitions up.
+
+The policy (:class:`Policy`, stored in an artifact manifest as plain JSON):
+
+* **Priors from offline evaluation.** :func:`priors_from_scores` turns each arm's
+  validation quality (e.g. NDCG@10 of the list it serves) into a Beta prior, so
+  live traffic starts from what evaluation already knows instead of Beta(1, 1).
+* **Bounded exploration.** Arms whose validation quality is under
+  ``CAP_BELOW`` of the best are *capped*: all of them together get at most
+  ``explore_share`` of the choices, whatever their posteriors say.
+* **Deterministic refresh.** :func:`choose` draws only from an RNG seeded by a
+  stable hash of a caller-given seed (user, session, state version, model
+  versions), so reloading a page with nothing new gives the same arm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -109,22 +124,87 @@ class Posterior:
         return self.alpha + self.beta - 2.0
 
 
+FLAT = Posterior(1.0, 1.0)
+"""The uninformative prior, Beta(1, 1)."""
+
+CAP_BELOW = 0.9
+"""Arms whose offline score is under this fraction of the best are capped."""
+
+DEFAULT_EXPLORE_SHARE = 0.05
+"""Default largest share of choices that all capped arms together get."""
+
+_WEAK_STRENGTH = 2.0
+"""Pseudo-observations of the prior of an arm with no offline score."""
+
+_MEAN_FLOOR = 0.01
+"""Prior means are kept within [_MEAN_FLOOR, 1 - _MEAN_FLOOR] (a Beta needs > 0)."""
+
+
 def posteriors(
-    sums: list[Mapping[bytes | str, Any]], arms: Mapping[str, Any] = ARMS
+    sums: list[Mapping[bytes | str, Any]],
+    arms: Iterable[str] = ARMS,
+    priors: Mapping[str, Posterior] | None = None,
 ) -> dict[str, Posterior]:
-    """Posteriors from per-partition ``<arm>:a`` / ``<arm>:b`` reward sums, Beta(1,1) prior."""
+    """Posteriors from per-partition ``<arm>:a`` / ``<arm>:b`` reward sums.
+
+    The live sums (integers in millionths) are added to each arm's prior:
+    ``priors[arm]`` when given, else Beta(1, 1).
+    """
+    names = list(arms)
+    a = {n: 0 for n in names}
+    b = {n: 0 for n in names}
+    for part in sums:
+        for k, v in part.items():
+            key = k.decode() if isinstance(k, bytes) else k
+            name, _, side = key.rpartition(":")
+            if side == "a" and name in a:
+                a[name] += int(v)
+            elif side == "b" and name in b:
+                b[name] += int(v)
+    prior = priors or {}
+    out = {}
+    for n in names:
+        p = prior.get(n, FLAT)
+        out[n] = Posterior(p.alpha + a[n] / REWARD_SCALE, p.beta + b[n] / REWARD_SCALE)
+    return out
+
+
+def priors_from_scores(
+    scores: Mapping[str, float],
+    *,
+    strength: float,
+    base: float = 0.5,
+    arms: Iterable[str] = ARMS,
+) -> dict[str, Posterior]:
+    """Beta priors for ``arms`` from offline validation scores (higher is better).
+
+    An arm's prior mean is ``base * score / best score`` (the best arm gets
+    ``base``), worth ``strength`` pseudo-observations. An arm without a score
+    gets a weak prior: mean ``base``, 2 pseudo-observations (Beta(1, 1) when
+    ``base`` is 0.5), so it is explored rather than presumed bad.
+    """
+    if not (math.isfinite(strength) and strength > 0):
+        raise ValueError(f"strength must be a positive number, got {strength!r}")
+    if not (math.isfinite(base) and 0 < base < 1):
+        raise ValueError(f"base must be in (0, 1), got {base!r}")
+    for arm, s in scores.items():
+        if not (math.isfinite(s) and s >= 0):
+            raise ValueError(f"score of arm {arm!r} must be finite and >= 0, got {s!r}")
+    best = max(scores.values(), default=0.0)
     out = {}
     for arm in arms:
-        a = b = 1.0
-        for part in sums:
-            for k, v in part.items():
-                name = k.decode() if isinstance(k, bytes) else k
-                if name == f"{arm}:a":
-                    a += int(v) / REWARD_SCALE
-                elif name == f"{arm}:b":
-                    b += int(v) / REWARD_SCALE
-        out[arm] = Posterior(a, b)
+        if arm in scores and best > 0:
+            mean = min(max(base * scores[arm] / best, _MEAN_FLOOR), 1 - _MEAN_FLOOR)
+            out[arm] = Posterior(strength * mean, strength * (1 - mean))
+        else:
+            out[arm] = Posterior(_WEAK_STRENGTH * base, _WEAK_STRENGTH * (1 - base))
     return out
+
+
+def capped_from_scores(scores: Mapping[str, float], cap_below: float = CAP_BELOW) -> frozenset[str]:
+    """Arms whose score is under ``cap_below`` times the best score."""
+    best = max(scores.values(), default=0.0)
+    return frozenset(a for a, s in scores.items() if s < cap_below * best)
 
 
 def thompson(
@@ -143,3 +223,195 @@ def thompson(
     wins = np.bincount(np.argmax(draws[:, 1:], axis=0), minlength=len(names))
     propensity = float(max(wins[chosen], 1) / samples)
     return names[chosen], propensity
+
+
+def request_seed(*parts: str | int | float) -> bytes:
+    """An unambiguous byte seed from request facts (user, session, state and model versions)."""
+    out = bytearray()
+    for p in parts:
+        b = str(p).encode()
+        out += len(b).to_bytes(4, "big") + b
+    return bytes(out)
+
+
+def _rng(seed: bytes) -> np.random.Generator:
+    """A generator seeded by a stable hash of ``seed`` (``hash()`` varies per process)."""
+    digest = hashlib.blake2b(seed, digest_size=16, person=b"encore-bandit").digest()
+    return np.random.default_rng(int.from_bytes(digest, "big"))
+
+
+def _number(x: Any, where: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise ValueError(f"{where} must be a number, got {x!r}")
+    return float(x)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the reader picks an arm: blend weights, priors, capped arms, exploration bound.
+
+    ``arms`` maps each arm (a name of ``ARMS``) to its blend weights over
+    ``SIGNALS``; ``priors`` holds each arm's Beta prior (Beta(1, 1) when absent);
+    the ``capped`` arms together get at most ``explore_share`` of the choices,
+    uniformly; the rest are Thompson-sampled. Invalid values raise ValueError.
+    """
+
+    arms: Mapping[str, Mapping[str, float]]
+    priors: Mapping[str, Posterior] = field(default_factory=dict)
+    capped: frozenset[str] = frozenset()
+    explore_share: float = DEFAULT_EXPLORE_SHARE
+
+    def __post_init__(self) -> None:
+        if not self.arms:
+            raise ValueError("policy.arms is empty")
+        arms: dict[str, MappingProxyType[str, float]] = {}
+        for arm, weights in self.arms.items():
+            if arm not in ARMS:
+                raise ValueError(f"policy.arms: unknown arm {arm!r} (known: {', '.join(ARMS)})")
+            clean: dict[str, float] = {}
+            for signal, w in weights.items():
+                where = f"policy.arms[{arm!r}][{signal!r}]"
+                if signal not in SIGNALS:
+                    raise ValueError(f"{where}: unknown signal (known: {', '.join(SIGNALS)})")
+                w = _number(w, where)
+                if not (math.isfinite(w) and w >= 0):
+                    raise ValueError(f"{where}: weight must be finite and >= 0, got {w!r}")
+                clean[signal] = w
+            if not any(clean.values()):
+                raise ValueError(f"policy.arms[{arm!r}]: all weights are zero")
+            arms[arm] = MappingProxyType(clean)
+        priors: dict[str, Posterior] = {}
+        for arm, p in self.priors.items():
+            if arm not in arms:
+                raise ValueError(f"policy.priors: arm {arm!r} is not in policy.arms")
+            if not all(math.isfinite(x) and x > 0 for x in (p.alpha, p.beta)):
+                raise ValueError(f"policy.priors[{arm!r}]: alpha and beta must be finite and > 0")
+        for arm in arms:
+            priors[arm] = self.priors.get(arm, FLAT)
+        unknown = sorted(set(self.capped) - set(arms))
+        if unknown:
+            raise ValueError(f"policy.capped: arms not in policy.arms: {unknown}")
+        if set(self.capped) == set(arms):
+            raise ValueError("policy.capped: every arm is capped; at least one must not be")
+        share = _number(self.explore_share, "policy.explore_share")
+        if not (math.isfinite(share) and 0 <= share <= 0.5):
+            raise ValueError(f"policy.explore_share must be in [0, 0.5], got {share!r}")
+        object.__setattr__(self, "arms", MappingProxyType(arms))
+        object.__setattr__(self, "priors", MappingProxyType(priors))
+        object.__setattr__(self, "capped", frozenset(self.capped))
+        object.__setattr__(self, "explore_share", share)
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The hand-set ``ARMS`` with flat priors and nothing capped."""
+        return cls(ARMS)
+
+    @classmethod
+    def from_scores(
+        cls,
+        scores: Mapping[str, float],
+        *,
+        strength: float,
+        base: float = 0.5,
+        explore_share: float = DEFAULT_EXPLORE_SHARE,
+        cap_below: float = CAP_BELOW,
+        arms: Mapping[str, Mapping[str, float]] = ARMS,
+    ) -> Policy:
+        """A policy from offline validation scores: priors and capped arms (see above)."""
+        known = {a: s for a, s in scores.items() if a in arms}
+        return cls(
+            arms,
+            priors_from_scores(known, strength=strength, base=base, arms=arms),
+            capped_from_scores(known, cap_below),
+            explore_share,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict (for an artifact manifest); :meth:`from_json` reads it back."""
+        return {
+            "arms": {a: dict(w) for a, w in self.arms.items()},
+            "priors": {a: {"alpha": p.alpha, "beta": p.beta} for a, p in self.priors.items()},
+            "capped": sorted(self.capped),
+            "explore_share": self.explore_share,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Policy:
+        """A policy from :meth:`to_json` output; ValueError says what is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"policy must be an object, got {type(data).__name__}")
+        extra = sorted(set(data) - {"arms", "priors", "capped", "explore_share"})
+        if extra:
+            raise ValueError(f"policy: unknown fields {extra}")
+        arms = data.get("arms")
+        if not isinstance(arms, Mapping) or not all(isinstance(w, Mapping) for w in arms.values()):
+            raise ValueError("policy.arms must be an object of arm -> {signal: weight}")
+        raw_priors = data.get("priors", {})
+        if not isinstance(raw_priors, Mapping):
+            raise ValueError("policy.priors must be an object of arm -> {alpha, beta}")
+        priors = {}
+        for arm, p in raw_priors.items():
+            if not isinstance(p, Mapping) or set(p) != {"alpha", "beta"}:
+                raise ValueError(f"policy.priors[{arm!r}] must be {{'alpha': a, 'beta': b}}")
+            priors[arm] = Posterior(
+                _number(p["alpha"], f"policy.priors[{arm!r}].alpha"),
+                _number(p["beta"], f"policy.priors[{arm!r}].beta"),
+            )
+        capped = data.get("capped", [])
+        if not isinstance(capped, list) or not all(isinstance(a, str) for a in capped):
+            raise ValueError("policy.capped must be a list of arm names")
+        share = _number(data.get("explore_share", DEFAULT_EXPLORE_SHARE), "policy.explore_share")
+        return cls(arms, priors, frozenset(capped), share)
+
+
+def _draw(
+    policy: Policy, post: Mapping[str, Posterior], seed: bytes, samples: int
+) -> tuple[str, dict[str, float]]:
+    """The arm the seeded policy picks and every arm's probability of being picked."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    capped = [a for a in policy.arms if a in policy.capped]
+    free = [a for a in policy.arms if a not in policy.capped]
+    share = policy.explore_share if capped else 0.0
+    rng = _rng(seed)
+    explore = rng.random() < share
+    pick = int(rng.integers(len(capped))) if capped else 0
+    dists = [post.get(a, policy.priors[a]) for a in free]
+    alpha = np.array([p.alpha for p in dists])
+    beta = np.array([p.beta for p in dists])
+    winners = np.argmax(rng.beta(alpha[:, None], beta[:, None], size=(len(free), samples)), axis=0)
+    wins = np.bincount(winners, minlength=len(free))
+    probs = {a: share / len(capped) for a in capped}
+    probs |= {a: (1.0 - share) * int(wins[i]) / samples for i, a in enumerate(free)}
+    arm = capped[pick] if explore else free[int(winners[0])]
+    return arm, {a: probs[a] for a in policy.arms}
+
+
+def choose(
+    policy: Policy, post: Mapping[str, Posterior], seed: bytes, *, samples: int = 256
+) -> tuple[str, float]:
+    """Pick an arm for one request; returns (arm, propensity).
+
+    Everything random comes from an RNG seeded by a BLAKE2b hash of ``seed``,
+    so the same seed and posteriors give the same answer (build the seed with
+    :func:`request_seed` from what should change the answer, e.g. user id,
+    session start, the user's state event count and the model versions). With
+    probability ``policy.explore_share`` the pick is uniform among the capped
+    arms (if any); otherwise it is a Thompson draw among the others. The
+    propensity is the probability the policy picks that arm: exact for the
+    exploration part; for the Thompson part, the share of ``samples`` seeded
+    Thompson draws the arm wins (the first of which made the pick, so never 0).
+    ``post`` lacking an arm of the policy means that arm's prior.
+    """
+    arm, probs = _draw(policy, post, seed, samples)
+    return arm, probs[arm]
+
+
+def propensities(
+    policy: Policy, post: Mapping[str, Posterior], seed: bytes, *, samples: int = 256
+) -> dict[str, float]:
+    """Every arm's probability of being picked, estimated exactly as :func:`choose` does.
+
+    The values sum to 1; ``choose(...)[1]`` equals the entry of the arm it returns.
+    """
+    return _draw(policy, post, seed, samples)[1]
