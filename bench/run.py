@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("stream", "freshness", "serving", "batch")
+BENCHMARKS = ("stream", "freshness", "serving", "batch", "bandit")
 
 
 def run_benchmarks(name: str = "all") -> None:

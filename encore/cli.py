@@ -202,7 +202,9 @@ def probe(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="stream, serving, freshness, batch or all")] = "all",
+    name: Annotated[
+        str, typer.Argument(help="stream, serving, freshness, batch, bandit or all")
+    ] = "all",
 ) -> None:
     """Run benchmarks on the embedded stack; write bench/results/<name>.json, print tables."""
     from bench.run import run_benchmarks

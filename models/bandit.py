@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -141,7 +141,7 @@ _MEAN_FLOOR = 0.01
 
 
 def posteriors(
-    sums: list[Mapping[bytes | str, Any]],
+    sums: Sequence[Mapping[Any, Any]],
     arms: Iterable[str] = ARMS,
     priors: Mapping[str, Posterior] | None = None,
 ) -> dict[str, Posterior]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
@@ -209,3 +210,26 @@ def test_policy_from_json_says_what_is_wrong(change: Any, message: str) -> None:
     change(data)
     with pytest.raises(ValueError, match=message):
         Policy.from_json(data)
+
+
+def test_bench_simulation_small_run_has_its_structure_and_learns() -> None:
+    from bench.bandit import render, run, simulate
+
+    result = run(seeds=(0, 1), rounds=300)
+    assert set(result["variants"]) == {"flat", "priors", "priors+cap"}
+    assert {"cores", "cpu", "python"} <= set(result["machine"])
+    assert result["refresh"]["choose"] == 0.0
+    for v in result["variants"].values():
+        assert len(v["runs"]) == 2
+        for r in v["runs"]:
+            assert sum(r["pulls"].values()) == 300
+            assert r["tail_rounds"] == 60
+            assert r["regret"] == r["regret_curve"][-1]
+            assert all(b >= a for a, b in itertools.pairwise(r["regret_curve"]))
+        assert v["regret"]["min"] <= v["regret"]["median"] <= v["regret"]["max"]
+    assert "| policy |" in render(result)
+
+    truth = {arm: 0.3 for arm in ARMS} | {"discovery": 0.8}  # a large margin
+    flat = simulate(Policy.default(), seed=3, rounds=400, delay=20, truth=truth, users=50)
+    assert flat["best_share"] > 2 / len(ARMS)  # chance is 1 / 5
+    assert flat["best_share_tail"] > 0.6
