@@ -15,9 +15,10 @@ unlike                        none    corrects an earlier like; no new evidence
 ============================  ======  ===========================================
 
 A reward r adds r to alpha and 1 - r to beta (fractional Bernoulli), starting
-from Beta(1, 1). Sums are kept in Redis as integers in millionths (exact and
-order-independent, so live and replayed state agree), per interaction partition;
-readers add the partitions up.
+from the arm's prior (Beta(1, 1) unless the policy has one from offline scores).
+Sums are kept in Redis as integers in millionths (exact and order-independent,
+so live and replayed state agree), per interaction partition; readers add the
+partitions up.
 
 The policy (:class:`Policy`, stored in an artifact manifest as plain JSON):
 
@@ -25,8 +26,8 @@ The policy (:class:`Policy`, stored in an artifact manifest as plain JSON):
   validation quality (e.g. NDCG@10 of the list it serves) into a Beta prior, so
   live traffic starts from what evaluation already knows instead of Beta(1, 1).
 * **Bounded exploration.** Arms whose validation quality is under
-  ``CAP_BELOW`` of the best are *capped*: all of them together get at most
-  ``explore_share`` of the choices, whatever their posteriors say.
+  ``CAP_BELOW`` of the best are *capped*: all of them together get
+  ``explore_share`` of the choices and no more, whatever their posteriors say.
 * **Deterministic refresh.** :func:`choose` draws only from an RNG seeded by a
   stable hash of a caller-given seed (user, session, state version, model
   versions), so reloading a page with nothing new gives the same arm.
@@ -120,7 +121,10 @@ class Posterior:
 
     @property
     def pulls(self) -> float:
-        """Feedback events seen (fractional rewards count once each)."""
+        """Feedback events seen beyond Beta(1, 1) (fractional rewards count once each).
+
+        With an informative prior this includes the prior's pseudo-observations.
+        """
         return self.alpha + self.beta - 2.0
 
 
