@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +21,28 @@ import numpy as np
 
 from api import metrics
 from models import fingerprint as fp
-from models.index import build_index
+from models.bandit import Policy
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
+from models.serving import (
+    Bundle,
+    Collab,
+    Content,
+    Fingerprints,
+    ModelError,
+    ServedPolicy,
+    TopLists,
+    make_collab,
+    make_toplists,
+    mips_augment,
+    smoke,
+    unit,
+)
 
 log = logging.getLogger(__name__)
-KINDS = ("als", "content", "fingerprint")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return np.asarray(
-        x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9), dtype=np.float32
-    )
+KINDS = ("als", "lightgcn", "hybrid", "content", "fingerprint", "policy")
+FIELD = {"als": "collab"}
+"""Bundle field of an artifact kind, where the names differ."""
+__all__ = ["Bundle", "BundleWatcher", "Collab", "Content", "Fingerprints", "mips_augment"]
 
 
 def _index(art: Artifact, name: str, vectors: np.ndarray) -> Any:
@@ -44,151 +54,54 @@ def _index(art: Artifact, name: str, vectors: np.ndarray) -> Any:
     return index
 
 
-@dataclass(frozen=True)
-class Collab:
-    """Collaborative model: item and user factors, popularity, item index."""
-
-    version: str
-    ids: list[str]
-    row: dict[str, int]
-    items: np.ndarray  # unit item factors
-    raw_items: np.ndarray
-    users: dict[str, int]
-    user_factors: np.ndarray
-    popularity: np.ndarray
-    artists: list[str | None]
-    index: Any  # over mips_augment(raw items)
-    max_norm: float
-
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by inner product with the raw item factors (how ALS itself ranks:
-        the factor norms carry item popularity), via the augmented unit index."""
-        q = _unit(query.reshape(1, -1))
-        q = np.hstack([q, np.zeros((1, 1), np.float32)])
-        scores, rows = self.index.search(q, min(k, len(self.ids)))
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep] * self.max_norm
-
-
-@dataclass(frozen=True)
-class Content:
-    """Content model: text, mood and audio spaces, item metadata, query maps."""
-
-    version: str
-    ids: list[str]
-    row: dict[str, int]
-    items: list[dict[str, Any]]
-    text: np.ndarray
-    text_index: Any
-    mood: np.ndarray
-    audio: np.ndarray | None
-    audio_index: Any
-    text_to_cf: np.ndarray | None
-    text_to_cf_bias: np.ndarray | None
-    cf_version: str
-    text_to_mood: np.ndarray | None
-    text_to_mood_bias: np.ndarray | None
-    lexicon: dict[str, tuple[float, float]]
-    genres: frozenset[str]
-    artist_names: dict[str, str]  # lower-case name -> artist id
-
-    def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by cosine in the text space."""
-        scores, rows = self.text_index.search(_unit(query.reshape(1, -1)), min(k, len(self.ids)))
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
-
-    def search_audio(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by cosine in the audio space (empty without audio)."""
-        if self.audio_index is None:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores, rows = self.audio_index.search(_unit(query.reshape(1, -1)), min(k, len(self.ids)))
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """Everything loaded from artifacts; None parts are not published yet."""
-
-    collab: Collab | None = None
-    content: Content | None = None
-    fingerprint: Fingerprints | None = None
-    failures: dict[str, str] = field(default_factory=dict)
-
-    def versions(self) -> dict[str, str | None]:
-        """Version per artifact kind in use."""
-        return {
-            "als": self.collab.version if self.collab else None,
-            "content": self.content.version if self.content else None,
-            "fingerprint": self.fingerprint.version if self.fingerprint else None,
-        }
-
-
 def load_collab(art: Artifact) -> Collab:
-    """Load and validate an "als" (or "lightgcn") artifact."""
+    """Load and validate an "als" or "lightgcn" artifact."""
+    files = art.manifest["files"]
     ids = art.json("item_ids.json")
-    raw = np.asarray(art.array("item_factors.npy"), dtype=np.float32)
-    user_ids = art.json("user_ids.json")
-    users = np.asarray(art.array("user_factors.npy"), dtype=np.float32)
-    if (
-        raw.ndim != 2
-        or raw.shape[0] != len(ids)
-        or users.shape[0] != len(user_ids)
-        or users.shape[1] != raw.shape[1]
-    ):
-        raise ArtifactError(f"{art.kind}/{art.version}: inconsistent shapes")
-    if not (np.isfinite(raw).all() and np.isfinite(users).all()):
-        raise ArtifactError(f"{art.kind}/{art.version}: non-finite factors")
-    unit = _unit(raw)
-    pop = (
-        np.asarray(art.array("popularity.npy"), dtype=np.float32)
-        if "popularity.npy" in art.manifest["files"]
-        else np.zeros(len(ids), np.float32)
-    )
-    artists = (
-        art.json("item_artists.json")
-        if "item_artists.json" in art.manifest["files"]
-        else [None] * len(ids)
-    )
-    collab = Collab(
+    return make_collab(
         art.version,
         ids,
-        {t: i for i, t in enumerate(ids)},
-        unit,
-        raw,
-        {u: i for i, u in enumerate(user_ids)},
-        users,
-        pop,
-        artists,
-        build_index(mips_augment(raw)),
-        float(np.linalg.norm(raw, axis=1).max()),
+        art.array("item_factors.npy"),
+        art.json("user_ids.json"),
+        art.array("user_factors.npy"),
+        art.array("popularity.npy") if "popularity.npy" in files else None,
+        art.json("item_artists.json") if "item_artists.json" in files else None,
+        what=f"{art.kind}/{art.version}",
     )
-    _smoke(collab.index, mips_augment(raw), f"{art.kind}/{art.version}")
-    return collab
 
 
-def mips_augment(items: np.ndarray) -> np.ndarray:
-    """Rows ``[x, sqrt(M^2 - |x|^2)] / M`` (M the largest norm): all of norm 1, and for a
-    query ``[q, 0]`` the inner product ranks items exactly as ``q . x`` does. So a
-    nearest-neighbour index over unit vectors answers maximum-inner-product search."""
-    x = np.asarray(items, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1)
-    m = max(float(norms.max()), 1e-9)
-    extra = np.sqrt(np.maximum(m * m - norms * norms, 0.0))[:, None]
-    return np.ascontiguousarray(np.hstack([x, extra]) / m, dtype=np.float32)
+def load_hybrid(art: Artifact) -> TopLists:
+    """Load and validate a "hybrid" artifact (precomputed per-user lists)."""
+    return make_toplists(
+        art.version,
+        art.json("item_ids.json"),
+        art.json("user_ids.json"),
+        art.array("top_items.npy"),
+        art.array("top_scores.npy"),
+    )
+
+
+def load_policy(art: Artifact) -> ServedPolicy:
+    """Load and validate a "policy" artifact (tuned arms, priors, list settings)."""
+    params = art.manifest["params"]
+    lam = params.get("mmr_lambda")
+    if lam is not None and not 0.0 <= float(lam) <= 1.0:
+        raise ModelError(f"policy/{art.version}: mmr_lambda {lam} outside [0, 1]")
+    return ServedPolicy(
+        art.version, Policy.from_json(params["policy"]), None if lam is None else float(lam)
+    )
 
 
 def load_content(art: Artifact) -> Content:
     """Load and validate a "content" artifact."""
     ids = art.json("item_ids.json")
     items = art.json("items.json")
-    text = _unit(art.array("text.npy"))
+    text = unit(art.array("text.npy"))
     mood = np.asarray(art.array("mood.npy"), dtype=np.float32)
     if len(items) != len(ids) or text.shape[0] != len(ids) or mood.shape != (len(ids), 2):
         raise ArtifactError(f"content/{art.version}: inconsistent shapes")
     files = art.manifest["files"]
-    audio = _unit(art.array("audio.npy")) if "audio.npy" in files else None
+    audio = unit(art.array("audio.npy")) if "audio.npy" in files else None
 
     def opt(name: str) -> np.ndarray | None:
         return np.asarray(art.array(name), dtype=np.float32) if name in files else None
@@ -221,29 +134,8 @@ def load_content(art: Artifact) -> Content:
             if i.get("artist")
         },
     )
-    _smoke(content.text_index, text, f"content/{art.version}")
+    smoke(content.text_index, text, f"content/{art.version}")
     return content
-
-
-def _smoke(index: Any, vectors: np.ndarray, what: str) -> None:
-    """A query with an item's own vector must return that item first."""
-    if len(vectors) == 0:
-        raise ArtifactError(f"{what}: empty")
-    probe = len(vectors) // 2
-    scores, rows = index.search(vectors[probe : probe + 1], 1)
-    if rows[0][0] < 0 or scores[0][0] < float(vectors[probe] @ vectors[probe]) - 1e-3:
-        raise ArtifactError(f"{what}: smoke query failed")
-
-
-@dataclass(frozen=True)
-class Fingerprints:
-    """The loaded landmark index and what its rows are."""
-
-    version: str
-    index: fp.LandmarkIndex
-    track_ids: list[str]
-    min_votes: int
-    min_ratio: float
 
 
 def load_fingerprints(art: Artifact) -> Fingerprints:
@@ -264,7 +156,14 @@ def load_fingerprints(art: Artifact) -> Fingerprints:
     )
 
 
-LOADERS = {"als": load_collab, "content": load_content, "fingerprint": load_fingerprints}
+LOADERS = {
+    "als": load_collab,
+    "lightgcn": load_collab,
+    "hybrid": load_hybrid,
+    "content": load_content,
+    "fingerprint": load_fingerprints,
+    "policy": load_policy,
+}
 
 
 class BundleWatcher:
@@ -314,8 +213,7 @@ class BundleWatcher:
                 if part is None:
                     self.holder.bundle = bundle
                     continue
-            name = {"als": "collab"}.get(kind, kind)
-            bundle = replace(bundle, **{name: part})
+            bundle = replace(bundle, **{FIELD.get(kind, kind): part})
             self.holder.bundle = bundle  # one reference swap per kind
             metrics.ARTIFACT_VERSION.labels(kind, version).set(1)
             swapped.append(kind)

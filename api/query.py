@@ -12,11 +12,11 @@ import numpy as np
 
 from api import metrics
 from api.bundle import Bundle, Content
-from api.candidates import LRU
 from api.reader import CatalogTrack
 from api.recommend import Engine, Timer, artist_key, enrich, item_json, track_info
 from models.io.text import TextModel
 from models.query import WEIGHTS_BY_TYPE, detect_mood, detect_type, mood_similarity
+from models.ranking import LRU
 from models.rerank import Candidate, Context, Filters, describe, merge, rerank
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,23 +16,10 @@ from models import ops
 from models.bandit import ARMS, Posterior, posteriors
 from models.io.store import StateStore
 from models.keys import Keys, generation_key
+from models.serving import CatalogTrack as CatalogTrack  # re-exported for the routes
 from models.state import UserState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CatalogTrack:
-    """A track as the catalog topic described it."""
-
-    track_id: str
-    meta: dict[str, Any]
-    text: np.ndarray | None
-    cf: np.ndarray | None
-    cf_model: str
-    valence: float | None
-    arousal: float | None
-    updated_ms: int
 
 
 class Reader:
@@ -54,7 +41,7 @@ class Reader:
         self.bucket_s = trending_bucket_s
         self.window_s = trending_window_s
         self.shared_max_age_s = shared_max_age_s
-        self._bandit: tuple[float, int, dict[str, Posterior]] | None = None
+        self._bandit: tuple[float, int, list[Any]] | None = None
         self._shared: dict[str, tuple[float, int, Any]] = {}
         self._refreshing: dict[str, asyncio.Task[Any]] = {}
 
@@ -122,8 +109,8 @@ class Reader:
 
         return list(await self._shared_read(f"fresh:{top}", keys, read))
 
-    async def bandit(self, keys: Keys, max_age_s: float = 1.0) -> dict[str, Posterior]:
-        """Arm posteriors summed over partitions (cached for ``max_age_s``)."""
+    async def bandit_sums(self, keys: Keys, max_age_s: float = 1.0) -> list[Any]:
+        """Per-partition arm reward sums (cached for ``max_age_s``)."""
         now = time.monotonic()
         if (
             self._bandit
@@ -132,9 +119,18 @@ class Reader:
         ):
             return self._bandit[2]
         sums = await self.store.read([ops.hgetall(keys.bandit(p)) for p in range(self.partitions)])
-        post = posteriors(sums, ARMS)
-        self._bandit = (now, keys.generation, post)
-        return post
+        self._bandit = (now, keys.generation, sums)
+        return sums
+
+    async def bandit(
+        self,
+        keys: Keys,
+        max_age_s: float = 1.0,
+        arms: Mapping[str, Any] = ARMS,
+        priors: Mapping[str, Posterior] | None = None,
+    ) -> dict[str, Posterior]:
+        """Arm posteriors: the priors plus the live reward sums of every partition."""
+        return posteriors(await self.bandit_sums(keys, max_age_s), arms, priors)
 
     async def links(self, keys: Keys, tracks: list[str]) -> dict[str, str]:
         """Link status per track (absent: unknown); one read per link-health partition."""

@@ -5,23 +5,25 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from redis.exceptions import RedisError
 
-from api import candidates as cands
 from api import metrics
-from api.bundle import Bundle
-from api.reader import CatalogTrack, Reader, bounded
-from models.bandit import ARMS, Posterior, thompson
+from api.reader import Reader, bounded
+from models import ranking
+from models.bandit import Policy, Posterior, choose, posteriors
 from models.keys import Keys
-from models.rerank import Candidate, Context, Filters, Ranked, describe, merge, rerank
-from models.state import FoldConfig, UserState, artist_signals
+from models.ranking import LRU, RankConfig, artist_key, track_info
+from models.rerank import Candidate, Filters, Ranked, describe
+from models.serving import Bundle, CatalogTrack
+from models.state import FoldConfig, UserState
 
 log = logging.getLogger(__name__)
 INFRA = (RedisError, OSError, TimeoutError)
+__all__ = ["Engine", "Timer", "artist_key", "enrich", "item_json", "personal", "track_info"]
 
 
 @dataclass
@@ -49,27 +51,14 @@ class Engine:
     timeout_s: float
     mmr_lambda: float
     artist_gap: int
-    collab_cache: cands.LRU = field(default_factory=lambda: cands.LRU(20_000))
-    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    collab_cache: LRU = field(default_factory=lambda: LRU(20_000))
 
-
-def track_info(bundle: Bundle, catalog: dict[str, CatalogTrack], track: str) -> dict[str, Any]:
-    """Metadata of a track: the content artifact, else the catalog topic's entry."""
-    if bundle.content is not None and track in bundle.content.row:
-        return dict(bundle.content.items[bundle.content.row[track]])
-    if track in catalog:
-        return dict(catalog[track].meta)
-    if bundle.collab is not None and track in bundle.collab.row:
-        artist = bundle.collab.artists[bundle.collab.row[track]]
-        return {"artist_id": artist} if artist else {}
-    return {}
-
-
-def artist_key(info: dict[str, Any]) -> str | None:
-    """One artist identity per track: its id, else its lower-case name."""
-    if info.get("artist_id"):
-        return str(info["artist_id"])
-    return "name:" + str(info["artist"]).lower() if info.get("artist") else None
+    def rank_config(self, bundle: Bundle) -> RankConfig:
+        """List settings: the published policy's tuned MMR weight, else the configured one."""
+        lam = self.mmr_lambda
+        if bundle.policy is not None and bundle.policy.mmr_lambda is not None:
+            lam = bundle.policy.mmr_lambda
+        return RankConfig(fold=self.fold, mmr_lambda=lam, artist_gap=self.artist_gap)
 
 
 async def gather_state(
@@ -77,15 +66,15 @@ async def gather_state(
 ) -> tuple[
     Keys | None,
     UserState,
-    dict[str, Posterior],
+    list[Mapping[Any, Any]],
     dict[str, float],
     list[tuple[str, float]],
     list[str],
 ]:
-    """User state, arm posteriors, trending and fresh tracks; degrades to empty on failure."""
+    """User state, arm reward sums, trending and fresh tracks; degrades to empty on failure."""
     degraded: list[str] = []
     state, trending, fresh = UserState(), {}, []
-    post = {a: Posterior(1.0, 1.0) for a in ARMS}
+    sums: list[Mapping[Any, Any]] = []
     keys = None
     if engine.reader is None:
         degraded.append("redis_not_configured")
@@ -94,7 +83,7 @@ async def gather_state(
             keys = await bounded(engine.reader.keys(), engine.timeout_s)
             now = time.time()
             state = await bounded(engine.reader.user(keys, user_id), engine.timeout_s)
-            post = await bounded(engine.reader.bandit(keys), engine.timeout_s)
+            sums = await bounded(engine.reader.bandit_sums(keys), engine.timeout_s)
             trending = await bounded(engine.reader.trending(keys, now), engine.timeout_s)
             fresh = await bounded(engine.reader.fresh(keys), engine.timeout_s)
         except INFRA as exc:
@@ -102,7 +91,43 @@ async def gather_state(
             degraded.append("redis_unavailable")
             keys = None
     timer.lap("state")
-    return keys, state, post, trending, fresh, degraded
+    return keys, state, sums, trending, fresh, degraded
+
+
+async def read_catalog(
+    engine: Engine,
+    keys: Keys | None,
+    tracks: list[str],
+    catalog: dict[str, CatalogTrack],
+    degraded: list[str],
+) -> None:
+    """Add the catalog rows of ``tracks`` (those that have one) to ``catalog``."""
+    if keys is None or engine.reader is None or not tracks:
+        return
+    try:
+        catalog.update(await bounded(engine.reader.catalog(keys, tracks), engine.timeout_s))
+    except INFRA as exc:
+        log.warning("catalog unavailable: %s", exc)
+        if "redis_unavailable" not in degraded:
+            degraded.append("redis_unavailable")
+
+
+async def read_links(
+    engine: Engine, keys: Keys | None, pool: list[Candidate], degraded: list[str]
+) -> dict[str, str]:
+    """Link status of every candidate (empty when Redis is unavailable)."""
+    if keys is None or engine.reader is None or not pool:
+        return {}
+    try:
+        links: dict[str, str] = await bounded(
+            engine.reader.links(keys, [c.track_id for c in pool]), engine.timeout_s
+        )
+        return links
+    except INFRA as exc:
+        log.warning("link health unavailable: %s", exc)
+        if "redis_unavailable" not in degraded:
+            degraded.append("redis_unavailable")
+        return {}
 
 
 async def enrich(
@@ -113,38 +138,10 @@ async def enrich(
     catalog: dict[str, CatalogTrack],
     degraded: list[str],
 ) -> None:
-    """Artist, genre, year, link status and a diversity vector for every candidate."""
-    links: dict[str, str] = {}
-    if keys is not None and engine.reader is not None and pool:
-        try:
-            unknown = [
-                c.track_id
-                for c in pool
-                if c.track_id not in catalog
-                and (bundle.content is None or c.track_id not in bundle.content.row)
-            ]
-            if unknown:
-                catalog.update(
-                    await bounded(engine.reader.catalog(keys, unknown), engine.timeout_s)
-                )
-            links = await bounded(
-                engine.reader.links(keys, [c.track_id for c in pool]), engine.timeout_s
-            )
-        except INFRA as exc:
-            log.warning("link health unavailable: %s", exc)
-            if "redis_unavailable" not in degraded:
-                degraded.append("redis_unavailable")
-    collab, content = bundle.collab, bundle.content
-    for c in pool:
-        info = track_info(bundle, catalog, c.track_id)
-        c.artist = artist_key(info)
-        c.genre = info.get("genre")
-        c.year = info.get("year")
-        c.link = links.get(c.track_id, "unknown")
-        if collab is not None and c.track_id in collab.row:
-            c.vector = collab.items[collab.row[c.track_id]]
-        elif content is not None and c.track_id in content.row:
-            c.vector = content.text[content.row[c.track_id]]
+    """Read what the artifacts do not know about the pool, then annotate every candidate."""
+    await read_catalog(engine, keys, ranking.unknown_tracks(bundle, pool), catalog, degraded)
+    links = await read_links(engine, keys, pool, degraded)
+    ranking.annotate(bundle, pool, catalog, links)
 
 
 def item_json(r: Ranked, bundle: Bundle, catalog: dict[str, CatalogTrack]) -> dict[str, Any]:
@@ -165,74 +162,49 @@ def item_json(r: Ranked, bundle: Bundle, catalog: dict[str, CatalogTrack]) -> di
     }
 
 
+def arm_posteriors(
+    bundle: Bundle, sums: list[Mapping[Any, Any]]
+) -> tuple[Policy, dict[str, Posterior]]:
+    """The serving policy (published, else the default) and its posteriors from live sums."""
+    policy = bundle.policy.policy if bundle.policy is not None else Policy.default()
+    return policy, posteriors(sums, policy.arms, policy.priors)
+
+
 async def personal(
     engine: Engine, bundle: Bundle, user_id: str, n: int, filters: Filters, context: str | None
 ) -> dict[str, Any]:
     """``GET /v1/users/{user_id}/recommendations``."""
     timer = Timer("personal")
-    keys, state, post, trending, fresh, degraded = await gather_state(engine, user_id, timer)
-    arm, propensity = thompson(post, engine.rng)
-    weights = ARMS[arm]
+    keys, state, sums, trending, fresh, degraded = await gather_state(engine, user_id, timer)
+    policy, post = arm_posteriors(bundle, sums)
+    arm, propensity = choose(policy, post, ranking.draw_seed(user_id, state, bundle.versions()))
     timer.lap("bandit")
 
+    cfg = engine.rank_config(bundle)
+    now_ms = int(time.time() * 1000)
+    req = ranking.Request(user_id, state, trending, fresh, now_ms)
     catalog: dict[str, CatalogTrack] = {}
-    collab, content = bundle.collab, bundle.content
-    hist_new = [t for t, *_ in state.hist if collab is None or t not in collab.row]
-    if keys is not None and hist_new and engine.reader is not None:
-        try:
-            catalog = await bounded(engine.reader.catalog(keys, hist_new[-50:]), engine.timeout_s)
-        except INFRA:
-            degraded.append("redis_unavailable")
-    groups: list[list[Candidate]] = []
-    if collab is not None:
-        groups.append(cands.collab_candidates(collab, user_id, 200, engine.collab_cache))
-        vec = cands.realtime_vector(collab, state, catalog, engine.fold)
-        groups.append(cands.realtime_candidates(collab, vec, 200))
-        groups.append(cands.popular_candidates(collab, 100))
-    else:
-        degraded.append("no_collab_model")
-    if content is not None:
-        groups.append(cands.content_candidates(content, state, 30))
-    groups.append(cands.trending_candidates(trending))
-    groups.append(cands.fresh_candidates(fresh, time.time() * 1000))
-    pool = merge(groups)
+    await read_catalog(
+        engine, keys, ranking.history_tracks_to_join(bundle, state), catalog, degraded
+    )
+    pool, missing = ranking.candidates(bundle, req, catalog, cfg, engine.collab_cache)
+    degraded += missing
     for source, count in describe(pool).items():
         metrics.CANDIDATES.labels(source).inc(count)
     timer.lap("candidates")
 
-    await enrich(engine, bundle, keys, pool, catalog, degraded)
-    artist_of = {c.track_id: c.artist for c in pool if c.artist}
-    for t in state.neg_artist_of:
-        a = artist_key(track_info(bundle, catalog, t))
-        if a:
-            artist_of[t] = a
-    for t, *_ in state.hist:
-        if t not in artist_of:
-            a = artist_key(track_info(bundle, catalog, t))
-            if a:
-                artist_of[t] = a
-    signals = artist_signals(state, artist_of, int(time.time() * 1000))
-    ctx = Context(
-        recent=frozenset(t for t, *_ in state.hist[-50:]),
-        disliked=frozenset(state.neg_tracks),
-        blocked_artists=frozenset(signals.blocked),
-        artist_skips=signals.skips,
-    )
+    await read_catalog(engine, keys, ranking.unknown_tracks(bundle, pool), catalog, degraded)
+    links = await read_links(engine, keys, pool, degraded)
+    prepared = ranking.prepare(bundle, req, pool, catalog, links)
     timer.lap("enrich")
 
-    titles = {
-        t: str(track_info(bundle, catalog, t).get("title") or t)
-        for t in {c.seed for c in pool if c.seed}
-    }
-    ranked = rerank(
-        pool,
-        weights,
+    ranked = ranking.rank(
+        prepared,
+        policy.arms[arm],
         n=n,
         filters=filters,
-        ctx=ctx,
-        lam=engine.mmr_lambda,
-        artist_gap=engine.artist_gap,
-        titles=titles,
+        lam=cfg.mmr_lambda,
+        artist_gap=cfg.artist_gap,
     )
     timer.lap("rerank")
     metrics.ARM_PULLS.labels(arm).inc()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from batch import served
 from batch import tags as lfm_tags
 from batch.als import ALS
 from batch.cf import EASE, Blend, ItemKNN, Popularity, Recommender, TagKNN, tag_matrix, zscore_rows
@@ -35,6 +36,7 @@ from batch.foldin import taste_vectors
 from batch.lightgcn import LightGCN
 from batch.metrics import Ranking, beyond_accuracy, evaluate, list_overlap, rank_metrics, top_k
 from batch.split import Split, dated_split, random_split, temporal_split
+from models.ranking import RankConfig
 from models.settings import BatchSettings
 from models.state import FoldConfig
 
@@ -67,6 +69,7 @@ class EvalResult:
     curve: list[dict[str, float]]
     notes: list[str]
     seconds: float = 0.0
+    served: dict[str, Any] = field(default_factory=dict)
 
 
 def load(dataset: str, path: Path | None) -> TrainData:
@@ -158,6 +161,7 @@ def run(
     quick: bool,
     settings: BatchSettings,
     fold: FoldConfig,
+    rank: RankConfig | None = None,
     log: Log = lambda _m: None,
 ) -> EvalResult:
     """Train, tune and test every model; see the module doc."""
@@ -233,6 +237,22 @@ def run(
         valid = evaluate(fn, binary(split.train), split.valid).metrics.get("ndcg@10", 0.0)
         rows.append(Row(name, test, valid, fold_params, 0.0, extra))
         log(f"{name}: test {_short(test)}")
+    started_served = time.perf_counter()
+    served_rows, tuned = served.evaluate_served(
+        data,
+        split.train,
+        split.valid,
+        split.test,
+        als.user_factors,
+        als.item_factors,
+        hybrid.scores,
+        evaluate(als.scores, binary(split.train), split.valid).lists,
+        rank or RankConfig(fold=fold),
+        prior_strength=settings.policy_prior_strength,
+        explore_share=settings.policy_explore_share,
+        log=log,
+    )
+    rows += [Row(r.name, r.test, r.valid_ndcg, r.params, 0.0) for r in served_rows]
     return EvalResult(
         dataset=dataset,
         protocol=protocol,
@@ -244,6 +264,14 @@ def run(
         curve=[r for r in gcn.curve if "valid_ndcg@10" in r],
         notes=_notes(data, split),
         seconds=time.perf_counter() - started,
+        served={
+            "policy": tuned.policy.to_json(),
+            "mmr_lambda": tuned.mmr_lambda,
+            "base_weights": tuned.base,
+            "unmeasured_arms": tuned.unmeasured,
+            "grid": tuned.grid,
+            "seconds": round(time.perf_counter() - started_served, 1),
+        },
     )
 
 

@@ -146,6 +146,7 @@ def evaluate(
     _one_thread()
     from batch import evaluate as ev
     from batch import report
+    from models.ranking import RankConfig
     from models.settings import load_settings
     from models.state import fold_config
 
@@ -169,6 +170,11 @@ def evaluate(
         quick=quick,
         settings=settings.batch,
         fold=fold_config(settings),
+        rank=RankConfig(
+            fold=fold_config(settings),
+            mmr_lambda=settings.api.mmr_lambda,
+            artist_gap=settings.api.artist_gap,
+        ),
         log=log,
     )
     md = report.write(result, out or Path("reports") / dataset.value, command)

@@ -101,28 +101,32 @@ def allowed(c: Candidate, filters: Filters, ctx: Context) -> bool:
     return not (filters.year_max is not None and (c.year is None or c.year > filters.year_max))
 
 
+def _parts(
+    candidates: Sequence[Candidate], weights: Mapping[str, float], ctx: Context
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Hybrid scores, and the (signals, candidates) matrix of what each signal added
+    (the last row, ``skips``, is the recent-skip penalty of the track's artist)."""
+    used = [s for s, w in weights.items() if w != 0]
+    cols = normalise(candidates, used)
+    parts = np.zeros((len(used) + 1, len(candidates)))
+    for j, s in enumerate(used):
+        parts[j] = weights[s] * cols[s]
+    if ctx.artist_skips:
+        skips = np.array([ctx.artist_skips.get(c.artist or "", 0.0) for c in candidates])
+        parts[-1] = -SKIP_PENALTY * skips
+    return parts.sum(axis=0), [*used, "skips"], parts
+
+
+def _contributions(names: list[str], column: np.ndarray) -> dict[str, float]:
+    return {s: round(float(v), 4) for s, v in zip(names, column, strict=True) if v}
+
+
 def score(
     candidates: Sequence[Candidate], weights: Mapping[str, float], ctx: Context
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
     """Hybrid scores and per-signal contributions (the skip penalty as ``skips``)."""
-    cols = normalise(candidates, list(weights))
-    total = np.zeros(len(candidates))
-    contributions: list[dict[str, float]] = [{} for _ in candidates]
-    for s, w in weights.items():
-        if w == 0:
-            continue
-        part = w * cols[s]
-        total += part
-        for i, v in enumerate(part):
-            if v:
-                contributions[i][s] = round(float(v), 4)
-    for i, c in enumerate(candidates):
-        skips = ctx.artist_skips.get(c.artist or "", 0.0)
-        if skips:
-            penalty = SKIP_PENALTY * skips
-            total[i] -= penalty
-            contributions[i]["skips"] = round(-penalty, 4)
-    return total, contributions
+    total, names, parts = _parts(candidates, weights, ctx)
+    return total, [_contributions(names, parts[:, i]) for i in range(len(candidates))]
 
 
 def reason(
@@ -218,17 +222,20 @@ def rerank(
     kept = [c for c in candidates if allowed(c, filters, ctx)]
     if not kept:
         return []
-    scores, contributions = score(kept, weights, ctx)
+    scores, names, parts = _parts(kept, weights, ctx)
     picked = mmr(kept, scores, n, lam, artist_gap)
-    return [
-        Ranked(
-            kept[i],
-            round(float(scores[i]), 4),
-            contributions[i],
-            reason(kept[i], contributions[i], titles or {}, mood_label),
+    out = []
+    for i in picked:
+        contributions = _contributions(names, parts[:, i])
+        out.append(
+            Ranked(
+                kept[i],
+                round(float(scores[i]), 4),
+                contributions,
+                reason(kept[i], contributions, titles or {}, mood_label),
+            )
         )
-        for i in picked
-    ]
+    return out
 
 
 def merge(groups: Sequence[Sequence[Candidate]]) -> list[Candidate]:

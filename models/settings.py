@@ -197,6 +197,17 @@ class BatchSettings(BaseSettings):
     schedule_s: float = Field(
         default=0, ge=0, description="`encore train` retrains every N seconds (0: once)."
     )
+    policy_explore_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.5,
+        description="Most share of requests the capped bandit arms (weak or unmeasured) get.",
+    )
+    policy_prior_strength: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Pseudo-observations behind each arm's prior from validation quality.",
+    )
 
 
 class RunSettings(BaseSettings):

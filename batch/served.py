@@ -1,0 +1,427 @@
+"""What the API serves, evaluated: the personal-recommendation code run in-process.
+
+For every user of a split this builds what the API would see (a
+:class:`models.serving.Bundle` of the models fitted on train, the user's
+state folded from their events with :func:`models.state.apply_interaction`)
+and runs :mod:`models.ranking`, the code the API runs: every candidate
+source, the hybrid score under an arm's weights, MMR, artist spacing and the
+history filter. Lists are scored like the model rows (full ranking; an
+already-heard or missing item is a miss).
+
+:func:`tune_policy` replaces hand-set arm weights: a base blend is chosen on
+validation NDCG@10 (coverage kept at least ALS's), each arm is the base
+tilted toward its own signal, arms under 90% of the best arm's validation
+NDCG@10 (or whose signal the data lacks) are capped at an exploration share,
+and each arm's validation quality becomes its prior.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from batch.data import TrainData
+from batch.metrics import beyond_accuracy, rank_metrics, top_k
+from models import ranking
+from models.bandit import ARMS, SIGNALS, Policy, choose, posteriors, priors_from_scores
+from models.events import Like, Play, Skip
+from models.ranking import Prepared, RankConfig, Request
+from models.rerank import Filters
+from models.serving import Bundle, Collab, TopLists, make_collab
+from models.state import ItemInfo, UserState, apply_interaction
+
+Log = Callable[[str], None]
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+REALTIME_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
+POPULARITY_GRID = (0.0, 0.03, 0.1)
+LAMBDA_GRID = (1.0, 0.95, 0.9, 0.8)
+CAP_RATIO = 0.9
+"""An arm under this share of the best arm's validation NDCG@10 is capped."""
+TILT = {
+    "collab-heavy": {},
+    "balanced": {"realtime": 0.25},
+    "realtime-heavy": {"realtime": 0.6},
+    "content-heavy": {"content": 0.5},
+    "discovery": {"trending": 0.15, "fresh": 0.25},
+}
+"""Each arm's lean, added to the tuned base blend (in shares of the base's total)."""
+
+
+def pair_events(
+    matrix: sp.csr_matrix, data: TrainData, user: int, after: datetime | None = None
+) -> Iterator[tuple[Any, int]]:
+    """The events ``encore load`` sends for one user's pairs, with each item's column.
+
+    Events carry the dataset's times where it has them (else one millisecond apart
+    from a fixed epoch); with ``after`` they come after that moment instead, in the
+    same order: events that arrived after the model was trained.
+    """
+    row = matrix.getrow(user)
+    value = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+    times = data.times.getrow(user) if data.times is not None else None
+    when = (
+        dict(zip(times.indices.tolist(), times.data.tolist(), strict=True))
+        if times is not None
+        else {}
+    )
+    cols = sorted(value, key=lambda c: (when.get(c, 0), c))
+    for n, c in enumerate(cols):
+        v = float(value[c])
+        if after is not None:
+            at = after + timedelta(milliseconds=n + 1)
+        elif c in when:
+            at = datetime.fromtimestamp(int(when[c]), UTC)
+        else:
+            at = EPOCH + timedelta(milliseconds=n)
+        base = {
+            "event_id": f"e{user}-{c}",
+            "occurred_at": at,
+            "user_id": data.users[user],
+            "track_id": data.items[c],
+        }
+        if data.source == "movielens-100k":
+            if v >= 3:
+                yield Play(**base, ms_played=0, completion=1.0 if v >= 4 else 0.5), c
+                if v >= 5:
+                    yield Like(**{**base, "event_id": base["event_id"] + "l"}), c
+            else:
+                yield Skip(**base, ms_played=5_000), c
+        else:
+            yield Play(**base, ms_played=210_000, completion=1.0, count=max(1, int(v))), c
+
+
+def fold_states(
+    history: Sequence[sp.csr_matrix],
+    data: TrainData,
+    collab: Collab,
+    cfg: RankConfig,
+    users: np.ndarray,
+) -> dict[int, UserState]:
+    """Each user's state after their events, folded as a stream worker folds them.
+
+    ``history`` lists interaction matrices in arrival order: the events of a later
+    matrix (e.g. validation pairs, which arrived after training) follow every event
+    of the earlier ones.
+    """
+    out = {}
+    for u in users:
+        state = UserState()
+        for n, matrix in enumerate(history):
+            after = None if n == 0 else datetime.fromtimestamp(state.last_ms / 1000, UTC)
+            for event, c in pair_events(matrix, data, int(u), after):
+                item = ItemInfo(collab.items[c])
+                apply_interaction(state, event, item, cfg.fold, collab.version)
+        out[int(u)] = state
+    return out
+
+
+def bundle_from_models(
+    data: TrainData,
+    train: sp.csr_matrix,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    hybrid_scores: Callable[[np.ndarray], np.ndarray] | None,
+    k: int = 200,
+) -> Bundle:
+    """A bundle of models fitted on ``train``: ALS factors and the hybrid's top-k lists
+    (each user's train items excluded, as the published hybrid excludes them)."""
+    artists = data.item_artists()
+    if data.source == "lastfm-2k":  # items are artists
+        artists = list(data.items)
+    pop = np.asarray((train > 0).sum(axis=0), dtype=np.float32).ravel()
+    collab = make_collab(
+        "eval-als", data.items, item_factors, data.users, user_factors, pop, artists, "eval-als"
+    )
+    hybrid = None
+    if hybrid_scores is not None:
+        users = np.arange(train.shape[0])
+        items = np.full((len(users), k), -1, dtype=np.int32)
+        scores = np.zeros((len(users), k), dtype=np.float32)
+        mask = (train > 0).astype(np.float32).tocsr()
+        for s in range(0, len(users), 256):
+            u = users[s : s + 256]
+            raw = np.array(hybrid_scores(u), dtype=np.float32, copy=True)
+            top = top_k(raw, mask[u], k)
+            items[u] = top
+            scores[u] = np.take_along_axis(raw, top, axis=1)
+        items[~np.isfinite(scores)] = -1
+        scores[~np.isfinite(scores)] = 0.0
+        hybrid = TopLists(
+            "eval-hybrid", list(data.items), {x: i for i, x in enumerate(data.users)}, items, scores
+        )
+    return Bundle(collab=collab, hybrid=hybrid)
+
+
+@dataclass
+class Stage:
+    """One evaluation stage: users, their prepared pools and their held-out items."""
+
+    users: np.ndarray
+    prepared: list[Prepared]
+    requests: list[Request]
+    target: sp.csr_matrix
+
+
+def prepare_stage(
+    bundle: Bundle,
+    data: TrainData,
+    history: Sequence[sp.csr_matrix],
+    target: sp.csr_matrix,
+    cfg: RankConfig,
+) -> Stage:
+    """States folded from ``history``, candidate pools prepared, for users with targets."""
+    assert bundle.collab is not None
+    target = target.tocsr()
+    users = np.flatnonzero(np.diff(target.indptr) > 0)
+    states = fold_states([h.tocsr() for h in history], data, bundle.collab, cfg, users)
+    now_ms = int((EPOCH + timedelta(days=1)).timestamp() * 1000)
+    prepared, requests = [], []
+    for u in users:
+        req = Request(data.users[u], states[int(u)], {}, [], now_ms)
+        pool, _ = ranking.candidates(bundle, req, {}, cfg)
+        prepared.append(ranking.prepare(bundle, req, pool, {}, {}))
+        requests.append(req)
+    return Stage(users, prepared, requests, target)
+
+
+def served_lists(
+    stage: Stage,
+    row_of: Mapping[str, int],
+    pick: Callable[[int], tuple[Mapping[str, float], float]],
+    cfg: RankConfig,
+    n: int = 20,
+) -> np.ndarray:
+    """(users, n) item columns of the served lists, -1 where a list ran short."""
+    out = np.full((len(stage.users), n), -1, dtype=np.int64)
+    for i, prep in enumerate(stage.prepared):
+        weights, lam = pick(i)
+        ranked = ranking.rank(
+            prep, weights, n=n, filters=Filters(), lam=lam, artist_gap=cfg.artist_gap
+        )
+        cols = [row_of.get(r.candidate.track_id, -1) for r in ranked]
+        out[i, : len(cols)] = cols
+    return out
+
+
+def list_metrics(
+    lists: np.ndarray, stage: Stage, train: sp.csr_matrix, artists: Sequence[str | None] | None
+) -> dict[str, float]:
+    """Accuracy of served lists against the stage's targets, and beyond-accuracy measures."""
+    t = stage.target[stage.users]
+    safe = np.where(lists >= 0, lists, 0)
+    hits = (np.asarray(t[np.arange(len(stage.users))[:, None], safe].todense()) > 0) & (lists >= 0)
+    per_user = rank_metrics(hits, np.diff(t.indptr), (10, 20))
+    out = {m: float(v.mean()) for m, v in per_user.items()}
+    out["users"] = float(len(stage.users))
+    full = lists[(lists[:, :10] >= 0).all(axis=1)]
+    out.update(beyond_accuracy(full, train, artists))
+    out["short_lists@10"] = float(len(lists) - len(full))
+    return out
+
+
+def _weights(realtime: float, popularity: float) -> dict[str, float]:
+    w = {s: 0.0 for s in SIGNALS}
+    w.update(collab=1.0, realtime=realtime, popularity=popularity)
+    total = sum(w.values())
+    return {s: round(v / total, 4) for s, v in w.items()}
+
+
+def arm_weights(base: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Every arm: the base blend plus its lean, renormalised to sum 1."""
+    out = {}
+    for arm in ARMS:
+        w = dict(base)
+        for s, share in TILT[arm].items():
+            w[s] = w.get(s, 0.0) + share
+        total = sum(w.values())
+        out[arm] = {s: round(v / total, 4) for s, v in w.items()}
+    return out
+
+
+@dataclass
+class Tuned:
+    """The outcome of tuning on validation."""
+
+    policy: Policy
+    mmr_lambda: float
+    base: dict[str, float]
+    valid: dict[str, dict[str, float]]  # arm -> validation metrics
+    grid: list[dict[str, Any]]
+    unmeasured: list[str]
+
+
+def tune_policy(
+    stage: Stage,
+    row_of: Mapping[str, int],
+    train: sp.csr_matrix,
+    artists: Sequence[str | None] | None,
+    cfg: RankConfig,
+    *,
+    min_coverage: float,
+    present: set[str],
+    prior_strength: float,
+    explore_share: float,
+    log: Log = lambda _m: None,
+) -> Tuned:
+    """Choose the base blend and MMR weight on validation, build the arms and their priors.
+
+    ``present`` names the signals the validation data has; an arm leaning on a signal
+    it lacks cannot be measured, so it is capped with the weak arms.
+    """
+    grid: list[dict[str, Any]] = []
+
+    def run(weights: Mapping[str, float], lam: float) -> dict[str, float]:
+        lists = served_lists(stage, row_of, lambda _i: (weights, lam), cfg)
+        return list_metrics(lists, stage, train, artists)
+
+    best: tuple[float, dict[str, float], float] | None = None
+    for rt, pop in itertools.product(REALTIME_GRID, POPULARITY_GRID):
+        w = _weights(rt, pop)
+        m = run(w, 1.0)
+        grid.append({"weights": w, "mmr_lambda": 1.0, "ndcg@10": m["ndcg@10"]})
+        log(f"served base realtime={rt} popularity={pop}: valid ndcg@10 {m['ndcg@10']:.4f}")
+        if best is None or m["ndcg@10"] > best[0]:
+            best = (m["ndcg@10"], w, 1.0)
+    assert best is not None
+    base = best[1]
+    chosen: tuple[float, float] | None = None
+    for lam in LAMBDA_GRID:
+        m = run(base, lam)
+        ok = m.get("coverage@10", 0.0) >= min_coverage
+        grid.append(
+            {
+                "weights": base,
+                "mmr_lambda": lam,
+                "ndcg@10": m["ndcg@10"],
+                "coverage@10": m.get("coverage@10"),
+                "meets_coverage": ok,
+            }
+        )
+        log(
+            f"served mmr lambda {lam}: valid ndcg@10 {m['ndcg@10']:.4f} "
+            f"coverage@10 {m.get('coverage@10', 0):.4f}{'' if ok else ' (under ALS coverage)'}"
+        )
+        if ok and (chosen is None or m["ndcg@10"] > chosen[0]):
+            chosen = (m["ndcg@10"], lam)
+    lam = chosen[1] if chosen is not None else max(LAMBDA_GRID[1:])
+    arms = arm_weights(base)
+    valid = {a: run(w, lam) for a, w in arms.items()}
+    scores = {a: m["ndcg@10"] for a, m in valid.items()}
+    top = max(scores.values())
+    unmeasured = [a for a in ARMS if set(TILT[a]) - present]
+    capped = {a for a, s in scores.items() if s < CAP_RATIO * top} | set(unmeasured)
+    policy = Policy(
+        arms=arms,
+        priors=priors_from_scores(scores, strength=prior_strength),
+        capped=frozenset(capped),
+        explore_share=explore_share,
+    )
+    for a in ARMS:
+        log(f"arm {a}: valid ndcg@10 {scores[a]:.4f}{' (capped)' if a in capped else ''}")
+    return Tuned(policy, lam, base, valid, grid, unmeasured)
+
+
+def prior_mix_lists(
+    stage: Stage, row_of: Mapping[str, int], tuned: Tuned, bundle: Bundle, cfg: RankConfig
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The lists a fresh deployment serves: each user's arm drawn by the policy at its
+    priors (no live feedback yet), seeded as the API seeds it."""
+    post = posteriors([], tuned.policy.arms, tuned.policy.priors)
+    versions = bundle.versions()
+    pulls: dict[str, int] = {}
+
+    def pick(i: int) -> tuple[Mapping[str, float], float]:
+        req = stage.requests[i]
+        arm, _p = choose(tuned.policy, post, ranking.draw_seed(req.user_id, req.state, versions))
+        pulls[arm] = pulls.get(arm, 0) + 1
+        return tuned.policy.arms[arm], tuned.mmr_lambda
+
+    return served_lists(stage, row_of, pick, cfg), pulls
+
+
+def _fixed(
+    weights: Mapping[str, float], lam: float
+) -> Callable[[int], tuple[Mapping[str, float], float]]:
+    return lambda _i: (weights, lam)
+
+
+@dataclass
+class ServedRow:
+    """One served configuration's result (the evaluation wraps it in its row type)."""
+
+    name: str
+    test: dict[str, float]
+    valid_ndcg: float
+    params: dict[str, Any]
+
+
+def evaluate_served(
+    data: TrainData,
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    test: sp.csr_matrix,
+    als_user: np.ndarray,
+    als_item: np.ndarray,
+    hybrid_scores: Callable[[np.ndarray], np.ndarray] | None,
+    als_valid_lists: np.ndarray,
+    cfg: RankConfig,
+    *,
+    prior_strength: float,
+    explore_share: float,
+    log: Log = lambda _m: None,
+) -> tuple[list[ServedRow], Tuned]:
+    """Tune the arms on validation, then serve every test user under each arm and under
+    the policy at its priors."""
+    bundle = bundle_from_models(data, train, als_user, als_item, hybrid_scores)
+    artists = bundle.collab.artists if bundle.collab is not None else None
+    row_of = {t: i for i, t in enumerate(data.items)}
+    v_stage = prepare_stage(bundle, data, [train], valid, cfg)
+    log(f"served: validation pools for {len(v_stage.users)} users")
+    min_cov = beyond_accuracy(als_valid_lists, train, artists).get("coverage@10", 0.0)
+    tuned = tune_policy(
+        v_stage,
+        row_of,
+        train,
+        artists,
+        cfg,
+        min_coverage=min_cov,
+        present={"collab", "realtime", "popularity"},
+        prior_strength=prior_strength,
+        explore_share=explore_share,
+        log=log,
+    )
+    t_stage = prepare_stage(bundle, data, [train, valid], test, cfg)
+    log(f"served: test pools for {len(t_stage.users)} users")
+    rows = []
+    for arm, weights in tuned.policy.arms.items():
+        lists = served_lists(t_stage, row_of, _fixed(weights, tuned.mmr_lambda), cfg)
+        capped = arm in tuned.policy.capped
+        rows.append(
+            ServedRow(
+                f"served: {arm}{' (capped)' if capped else ''}",
+                list_metrics(lists, t_stage, train, artists),
+                tuned.valid[arm]["ndcg@10"],
+                {
+                    "weights": {s: w for s, w in weights.items() if w},
+                    "mmr_lambda": tuned.mmr_lambda,
+                },
+            )
+        )
+        log(f"served {arm}: test ndcg@10 {rows[-1].test['ndcg@10']:.4f}")
+    lists, pulls = prior_mix_lists(t_stage, row_of, tuned, bundle, cfg)
+    rows.append(
+        ServedRow(
+            "served: policy at its prior",
+            list_metrics(lists, t_stage, train, artists),
+            0.0,
+            {"pulls": pulls, "explore_share": explore_share, "prior_strength": prior_strength},
+        )
+    )
+    log(f"served prior mix: test ndcg@10 {rows[-1].test['ndcg@10']:.4f} pulls {pulls}")
+    return rows, tuned

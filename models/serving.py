@@ -1,0 +1,260 @@
+"""What the readers serve from: loaded models as immutable values, and catalog rows.
+
+A :class:`Bundle` holds every published model the API uses (collaborative
+factor models, the hybrid's precomputed lists, the content spaces, the
+fingerprint index, the bandit policy). It is immutable: a request takes the
+current reference once and uses it to the end. Loading from artifacts lives in
+the readers (``api/bundle.py``); the offline evaluation builds the same values
+from freshly fitted models, so both rank with one code path
+(:mod:`models.ranking`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models import fingerprint as fp
+from models.bandit import Policy
+from models.index import build_index
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as contiguous float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return np.asarray(
+        x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9), dtype=np.float32
+    )
+
+
+def mips_augment(items: np.ndarray) -> np.ndarray:
+    """Rows ``[x, sqrt(M^2 - |x|^2)] / M`` (M the largest norm): all of norm 1, and for a
+    query ``[q, 0]`` the inner product ranks items exactly as ``q . x`` does. So a
+    nearest-neighbour index over unit vectors answers maximum-inner-product search."""
+    x = np.asarray(items, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    m = max(float(norms.max()), 1e-9)
+    extra = np.sqrt(np.maximum(m * m - norms * norms, 0.0))[:, None]
+    return np.ascontiguousarray(np.hstack([x, extra]) / m, dtype=np.float32)
+
+
+class ModelError(ValueError):
+    """A model's arrays are inconsistent or its index fails its smoke query."""
+
+
+def smoke(index: Any, vectors: np.ndarray, what: str) -> None:
+    """A query with an item's own vector must return that item first."""
+    if len(vectors) == 0:
+        raise ModelError(f"{what}: empty")
+    probe = len(vectors) // 2
+    scores, rows = index.search(vectors[probe : probe + 1], 1)
+    if rows[0][0] < 0 or scores[0][0] < float(vectors[probe] @ vectors[probe]) - 1e-3:
+        raise ModelError(f"{what}: smoke query failed")
+
+
+@dataclass(frozen=True)
+class Collab:
+    """A collaborative factor model (ALS or LightGCN): factors, popularity, item index."""
+
+    version: str
+    ids: list[str]
+    row: dict[str, int]
+    items: np.ndarray  # unit item factors
+    raw_items: np.ndarray
+    users: dict[str, int]
+    user_factors: np.ndarray
+    popularity: np.ndarray
+    artists: list[str | None]
+    index: Any  # over mips_augment(raw items)
+    max_norm: float
+    popular_rows: np.ndarray  # rows by popularity, most popular first (the top 1,000)
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows by inner product with the raw item factors (how the model itself
+        ranks: the factor norms carry item popularity), via the augmented unit index."""
+        q = unit(query.reshape(1, -1))
+        q = np.hstack([q, np.zeros((1, 1), np.float32)])
+        scores, rows = self.index.search(q, min(k, len(self.ids)))
+        keep = rows[0] >= 0
+        return rows[0][keep], scores[0][keep] * self.max_norm
+
+
+def make_collab(
+    version: str,
+    ids: list[str],
+    raw_items: np.ndarray,
+    user_ids: list[str],
+    user_factors: np.ndarray,
+    popularity: np.ndarray | None = None,
+    artists: list[str | None] | None = None,
+    what: str = "collab",
+) -> Collab:
+    """Validate factor arrays and build the served model (index included)."""
+    raw = np.ascontiguousarray(raw_items, dtype=np.float32)
+    users = np.ascontiguousarray(user_factors, dtype=np.float32)
+    if (
+        raw.ndim != 2
+        or raw.shape[0] != len(ids)
+        or users.ndim != 2
+        or users.shape[0] != len(user_ids)
+        or users.shape[1] != raw.shape[1]
+    ):
+        raise ModelError(f"{what}: inconsistent shapes")
+    if not (np.isfinite(raw).all() and np.isfinite(users).all()):
+        raise ModelError(f"{what}: non-finite factors")
+    pop = (
+        np.zeros(len(ids), np.float32) if popularity is None else np.asarray(popularity, np.float32)
+    )
+    if pop.shape != (len(ids),):
+        raise ModelError(f"{what}: popularity has the wrong length")
+    aug = mips_augment(raw)
+    collab = Collab(
+        version=version,
+        ids=list(ids),
+        row={t: i for i, t in enumerate(ids)},
+        items=unit(raw),
+        raw_items=raw,
+        users={u: i for i, u in enumerate(user_ids)},
+        user_factors=users,
+        popularity=pop,
+        artists=list(artists) if artists is not None else [None] * len(ids),
+        index=build_index(aug),
+        max_norm=float(np.linalg.norm(raw, axis=1).max()),
+        popular_rows=np.argsort(-pop, kind="stable")[:1000],
+    )
+    smoke(collab.index, aug, what)
+    return collab
+
+
+@dataclass(frozen=True)
+class TopLists:
+    """Precomputed per-user lists of a batch model (the hybrid): best first."""
+
+    version: str
+    ids: list[str]
+    users: dict[str, int]
+    items: np.ndarray  # (users, K) int32 rows into ids, -1 padded
+    scores: np.ndarray  # (users, K) float32
+
+    def lookup(self, user_id: str) -> tuple[list[str], np.ndarray]:
+        """The user's list (track ids) and scores; empty for an unknown user."""
+        u = self.users.get(user_id)
+        if u is None:
+            return [], np.empty(0, np.float32)
+        rows = self.items[u]
+        keep = rows >= 0
+        return [self.ids[int(r)] for r in rows[keep]], self.scores[u][keep]
+
+
+def make_toplists(
+    version: str, ids: list[str], user_ids: list[str], items: np.ndarray, scores: np.ndarray
+) -> TopLists:
+    """Validate precomputed lists (shapes, row range, finite scores)."""
+    items = np.asarray(items)
+    scores = np.asarray(scores, dtype=np.float32)
+    if items.ndim != 2 or items.shape != scores.shape or items.shape[0] != len(user_ids):
+        raise ModelError(f"hybrid/{version}: inconsistent shapes")
+    if items.size and (items.max() >= len(ids) or items.min() < -1):
+        raise ModelError(f"hybrid/{version}: item rows out of range")
+    if not np.isfinite(scores).all():
+        raise ModelError(f"hybrid/{version}: non-finite scores")
+    return TopLists(
+        version, list(ids), {u: i for i, u in enumerate(user_ids)}, items.astype(np.int32), scores
+    )
+
+
+@dataclass(frozen=True)
+class Content:
+    """Content model: text, mood and audio spaces, item metadata, query maps."""
+
+    version: str
+    ids: list[str]
+    row: dict[str, int]
+    items: list[dict[str, Any]]
+    text: np.ndarray
+    text_index: Any
+    mood: np.ndarray
+    audio: np.ndarray | None
+    audio_index: Any
+    text_to_cf: np.ndarray | None
+    text_to_cf_bias: np.ndarray | None
+    cf_version: str
+    text_to_mood: np.ndarray | None
+    text_to_mood_bias: np.ndarray | None
+    lexicon: dict[str, tuple[float, float]]
+    genres: frozenset[str]
+    artist_names: dict[str, str]  # lower-case name -> artist id
+
+    def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows by cosine in the text space."""
+        scores, rows = self.text_index.search(unit(query.reshape(1, -1)), min(k, len(self.ids)))
+        keep = rows[0] >= 0
+        return rows[0][keep], scores[0][keep]
+
+    def search_audio(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows by cosine in the audio space (empty without audio)."""
+        if self.audio_index is None:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        scores, rows = self.audio_index.search(unit(query.reshape(1, -1)), min(k, len(self.ids)))
+        keep = rows[0] >= 0
+        return rows[0][keep], scores[0][keep]
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """The loaded landmark index and what its rows are."""
+
+    version: str
+    index: fp.LandmarkIndex
+    track_ids: list[str]
+    min_votes: int
+    min_ratio: float
+
+
+@dataclass(frozen=True)
+class ServedPolicy:
+    """The bandit policy and the list settings tuned with it, and where they came from."""
+
+    version: str
+    policy: Policy
+    mmr_lambda: float | None = None  # None: the configured ENCORE_API_MMR_LAMBDA
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything loaded from artifacts; None parts are not published yet."""
+
+    collab: Collab | None = None  # ALS: the real-time item space
+    content: Content | None = None
+    fingerprint: Fingerprints | None = None
+    lightgcn: Collab | None = None
+    hybrid: TopLists | None = None
+    policy: ServedPolicy | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def versions(self) -> dict[str, str | None]:
+        """Version per artifact kind in use."""
+        return {
+            "als": self.collab.version if self.collab else None,
+            "lightgcn": self.lightgcn.version if self.lightgcn else None,
+            "hybrid": self.hybrid.version if self.hybrid else None,
+            "content": self.content.version if self.content else None,
+            "fingerprint": self.fingerprint.version if self.fingerprint else None,
+            "policy": self.policy.version if self.policy else None,
+        }
+
+
+@dataclass
+class CatalogTrack:
+    """A track as the catalog topic described it."""
+
+    track_id: str
+    meta: dict[str, Any]
+    text: np.ndarray | None
+    cf: np.ndarray | None
+    cf_model: str
+    valence: float | None
+    arousal: float | None
+    updated_ms: int
