@@ -269,6 +269,7 @@ def run(
             "mmr_lambda": tuned.mmr_lambda,
             "base_weights": tuned.base,
             "unmeasured_arms": tuned.unmeasured,
+            "prior_strength": settings.policy_prior_strength,
             "grid": tuned.grid,
             "seconds": round(time.perf_counter() - started_served, 1),
         },

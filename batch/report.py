@@ -118,6 +118,72 @@ def fold_in(rows: list[Row]) -> list[str]:
     return out
 
 
+MODEL_ROWS = ("popularity", "item-kNN", "EASE", "ALS", "tags (content)", "LightGCN", "hybrid")
+PRIOR_MIX = "served: policy at its prior"
+
+
+def served(result: EvalResult) -> list[str]:
+    """What the API serves against the models: goal lines and the tuned policy."""
+    by = {r.model: r.test for r in result.rows}
+    mix = by.get(PRIOR_MIX)
+    if mix is None:
+        return []
+    models = {n: by[n] for n in MODEL_ROWS if n in by}
+    best = max(models, key=lambda n: models[n]["ndcg@10"])
+    b = models[best]
+    ok = mix["recall@10"] >= b["recall@10"] and mix["ndcg@10"] >= b["ndcg@10"]
+    out = [
+        "Rows starting with `served:` are the lists the API returns for a personal request "
+        "(`models/ranking.py`, the same code the API runs), computed in-process for every test "
+        "user: every candidate source the models give (the hybrid's precomputed list, ALS "
+        "search, the real-time taste vector folded from the user's train and validation events "
+        "as a stream worker folds them, popular), each arm's blend, MMR, artist spacing and the "
+        "history filter. An item the list repeats from the user's history is a miss. The "
+        "policy row draws each user's arm as a new deployment does (priors only, the API's "
+        "seed).",
+        "",
+        f"- served mix at its prior vs the best model row ({best}): R@10 {mix['recall@10']:.4f} "
+        f"vs {b['recall@10']:.4f}, N@10 {mix['ndcg@10']:.4f} vs {b['ndcg@10']:.4f} "
+        f"({mix['ndcg@10'] / max(b['ndcg@10'], 1e-9):.1%}): **{'met' if ok else 'not met'}**.",
+    ]
+    als = by.get("ALS")
+    for key, name in (("coverage@10", "coverage"), ("artist_diversity@10", "artist diversity")):
+        if als is not None and key in mix and key in als:
+            ok = mix[key] >= als[key]
+            out.append(
+                f"- served mix {name}@10 {mix[key]:.4f} vs ALS {als[key]:.4f}: "
+                f"**{'met' if ok else 'not met'}**."
+            )
+    info = result.served
+    policy = info.get("policy", {})
+    pulls: dict[str, int] = next(
+        (r.params.get("pulls", {}) for r in result.rows if r.model == PRIOR_MIX), {}
+    )
+    total = max(sum(pulls.values()), 1)
+    out += [
+        "",
+        f"Tuned on validation (`batch/served.py`): base blend "
+        f"`{json.dumps({k: v for k, v in info.get('base_weights', {}).items() if v})}`, "
+        f"MMR lambda {info.get('mmr_lambda')}; each arm is the base leaning toward its own "
+        f"signal. Capped arms (under 90% of the best arm's validation N@10, or leaning on a "
+        f"signal this data lacks: {', '.join(info.get('unmeasured_arms', [])) or 'none'}) share "
+        f"at most {policy.get('explore_share', 0):.0%} of requests. Priors: mean 0.5 x the "
+        f"arm's validation N@10 over the best arm's, worth "
+        f"{info.get('prior_strength', '')} pseudo-observations.",
+        "",
+        "| arm | weights | capped | prior mean | share of test users at the prior |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, weights in policy.get("arms", {}).items():
+        p = policy.get("priors", {}).get(arm, {"alpha": 1, "beta": 1})
+        shown = json.dumps({k: v for k, v in weights.items() if v})
+        out.append(
+            f"| {arm} | `{shown}` | {'yes' if arm in policy.get('capped', []) else 'no'} | "
+            f"{p['alpha'] / (p['alpha'] + p['beta']):.3f} | {pulls.get(arm, 0) / total:.1%} |"
+        )
+    return out
+
+
 def params_table(rows: list[Row]) -> str:
     """Chosen settings and fit time per model."""
     lines = ["| model | chosen settings (by validation NDCG@10) | fit s |", "|---|---|---|"]
@@ -210,6 +276,11 @@ def write(result: EvalResult, out: Path, command: str) -> Path:
         table(result.rows),
         "",
         *([*goals(result), ""] if goals(result) else []),
+        *(
+            ["## Served lists: what the API returns", "", *served(result), ""]
+            if served(result)
+            else []
+        ),
         "## Fold-in: the real-time vector against ALS",
         "",
         *fold_in(result.rows),
