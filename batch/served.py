@@ -18,26 +18,24 @@ and each arm's validation quality becomes its prior.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from batch.data import TrainData
+from batch.foldin import EPOCH, fold_states
 from batch.metrics import beyond_accuracy, rank_metrics, top_k
 from models import ranking
 from models.bandit import ARMS, SIGNALS, Policy, choose, posteriors, priors_from_scores
-from models.events import Like, Play, Skip
 from models.ranking import Prepared, RankConfig, Request
 from models.rerank import Filters
-from models.serving import Bundle, Collab, TopLists, make_collab
-from models.state import ItemInfo, UserState, apply_interaction
+from models.serving import Bundle, TopLists, make_collab
 
 Log = Callable[[str], None]
-EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 REALTIME_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
 POPULARITY_GRID = (0.0, 0.03, 0.1)
 LAMBDA_GRID = (1.0, 0.95, 0.9, 0.8)
@@ -51,74 +49,6 @@ TILT = {
     "discovery": {"trending": 0.15, "fresh": 0.25},
 }
 """Each arm's lean, added to the tuned base blend (in shares of the base's total)."""
-
-
-def pair_events(
-    matrix: sp.csr_matrix, data: TrainData, user: int, after: datetime | None = None
-) -> Iterator[tuple[Any, int]]:
-    """The events ``encore load`` sends for one user's pairs, with each item's column.
-
-    Events carry the dataset's times where it has them (else one millisecond apart
-    from a fixed epoch); with ``after`` they come after that moment instead, in the
-    same order: events that arrived after the model was trained.
-    """
-    row = matrix.getrow(user)
-    value = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
-    times = data.times.getrow(user) if data.times is not None else None
-    when = (
-        dict(zip(times.indices.tolist(), times.data.tolist(), strict=True))
-        if times is not None
-        else {}
-    )
-    cols = sorted(value, key=lambda c: (when.get(c, 0), c))
-    for n, c in enumerate(cols):
-        v = float(value[c])
-        if after is not None:
-            at = after + timedelta(milliseconds=n + 1)
-        elif c in when:
-            at = datetime.fromtimestamp(int(when[c]), UTC)
-        else:
-            at = EPOCH + timedelta(milliseconds=n)
-        base = {
-            "event_id": f"e{user}-{c}",
-            "occurred_at": at,
-            "user_id": data.users[user],
-            "track_id": data.items[c],
-        }
-        if data.source == "movielens-100k":
-            if v >= 3:
-                yield Play(**base, ms_played=0, completion=1.0 if v >= 4 else 0.5), c
-                if v >= 5:
-                    yield Like(**{**base, "event_id": base["event_id"] + "l"}), c
-            else:
-                yield Skip(**base, ms_played=5_000), c
-        else:
-            yield Play(**base, ms_played=210_000, completion=1.0, count=max(1, int(v))), c
-
-
-def fold_states(
-    history: Sequence[sp.csr_matrix],
-    data: TrainData,
-    collab: Collab,
-    cfg: RankConfig,
-    users: np.ndarray,
-) -> dict[int, UserState]:
-    """Each user's state after their events, folded as a stream worker folds them.
-
-    ``history`` lists interaction matrices in arrival order: the events of a later
-    matrix (e.g. validation pairs, which arrived after training) follow every event
-    of the earlier ones.
-    """
-    out = {}
-    for u in users:
-        state = UserState()
-        for n, matrix in enumerate(history):
-            after = None if n == 0 else datetime.fromtimestamp(state.last_ms / 1000, UTC)
-            for event, c in pair_events(matrix, data, int(u), after):
-                item = ItemInfo(collab.items[c])
-                apply_interaction(state, event, item, cfg.fold, collab.version)
-        out[int(u)] = state
-    return out
 
 
 def bundle_from_models(
@@ -179,7 +109,7 @@ def prepare_stage(
     assert bundle.collab is not None
     target = target.tocsr()
     users = np.flatnonzero(np.diff(target.indptr) > 0)
-    states = fold_states([h.tocsr() for h in history], data, bundle.collab, cfg, users)
+    states = fold_states([h.tocsr() for h in history], data, bundle.collab, cfg.fold, users)
     now_ms = int((EPOCH + timedelta(days=1)).timestamp() * 1000)
     prepared, requests = [], []
     for u in users:
@@ -361,6 +291,39 @@ class ServedRow:
     params: dict[str, Any]
 
 
+def tune_on_split(
+    bundle: Bundle,
+    data: TrainData,
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    als_valid_lists: np.ndarray,
+    cfg: RankConfig,
+    *,
+    prior_strength: float,
+    explore_share: float,
+    log: Log = lambda _m: None,
+) -> Tuned:
+    """Serve every validation user (state from their train events) and tune the policy;
+    coverage is kept at least that of ALS's own validation lists."""
+    artists = bundle.collab.artists if bundle.collab is not None else None
+    row_of = {t: i for i, t in enumerate(data.items)}
+    stage = prepare_stage(bundle, data, [train], valid, cfg)
+    log(f"served: validation pools for {len(stage.users)} users")
+    min_cov = beyond_accuracy(als_valid_lists, train, artists).get("coverage@10", 0.0)
+    return tune_policy(
+        stage,
+        row_of,
+        train,
+        artists,
+        cfg,
+        min_coverage=min_cov,
+        present={"collab", "realtime", "popularity"},
+        prior_strength=prior_strength,
+        explore_share=explore_share,
+        log=log,
+    )
+
+
 def evaluate_served(
     data: TrainData,
     train: sp.csr_matrix,
@@ -381,17 +344,13 @@ def evaluate_served(
     bundle = bundle_from_models(data, train, als_user, als_item, hybrid_scores)
     artists = bundle.collab.artists if bundle.collab is not None else None
     row_of = {t: i for i, t in enumerate(data.items)}
-    v_stage = prepare_stage(bundle, data, [train], valid, cfg)
-    log(f"served: validation pools for {len(v_stage.users)} users")
-    min_cov = beyond_accuracy(als_valid_lists, train, artists).get("coverage@10", 0.0)
-    tuned = tune_policy(
-        v_stage,
-        row_of,
+    tuned = tune_on_split(
+        bundle,
+        data,
         train,
-        artists,
+        valid,
+        als_valid_lists,
         cfg,
-        min_coverage=min_cov,
-        present={"collab", "realtime", "popularity"},
         prior_strength=prior_strength,
         explore_share=explore_share,
         log=log,

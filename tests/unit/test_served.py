@@ -1,0 +1,102 @@
+"""The served-list evaluation runs the API's ranking and agrees with the models it serves."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from batch.data import TrainData
+from batch.foldin import fold_states
+from batch.metrics import evaluate
+from batch.served import (
+    bundle_from_models,
+    list_metrics,
+    prepare_stage,
+    served_lists,
+    tune_on_split,
+)
+from batch.split import random_split
+from models.bandit import ARMS
+from models.ranking import RankConfig
+
+
+def _data(seed: int = 3, users: int = 60, items: int = 90, k: int = 8) -> tuple[TrainData, ...]:
+    rng = np.random.default_rng(seed)
+    u_f = rng.normal(size=(users, k)).astype(np.float32)
+    i_f = rng.normal(size=(items, k)).astype(np.float32)
+    affinity = u_f @ i_f.T
+    counts = np.zeros((users, items))
+    for u in range(users):
+        liked = np.argsort(-affinity[u])[:20]
+        counts[u, liked] = rng.integers(1, 30, size=liked.size)
+    data = TrainData(
+        "synthetic",
+        [f"u{u}" for u in range(users)],
+        [f"t{i}" for i in range(items)],
+        sp.csr_matrix(counts),
+        {},
+    )
+    return data, u_f, i_f  # type: ignore[return-value]
+
+
+def test_collab_only_served_lists_are_the_models_own_lists() -> None:
+    data, u_f, i_f = _data()
+    split = random_split(data.counts, 7)
+
+    def scores(users: np.ndarray) -> np.ndarray:
+        return np.asarray(u_f[users] @ i_f.T)
+
+    bundle = bundle_from_models(data, split.train, u_f, i_f, scores)
+    cfg = RankConfig(artist_gap=0)
+    stage = prepare_stage(bundle, data, [split.train], split.valid, cfg)
+    row_of = {t: i for i, t in enumerate(data.items)}
+    collab_only = {"collab": 1.0}
+    lists = served_lists(stage, row_of, lambda _i: (collab_only, 1.0), cfg, n=10)
+    model = evaluate(scores, (split.train > 0).astype(np.float32), split.valid, ks=(10,))
+    assert np.array_equal(lists, model.lists[:, :10])
+    served = list_metrics(lists, stage, split.train, None)
+    assert abs(served["ndcg@10"] - model.metrics["ndcg@10"]) < 1e-9
+
+
+def test_later_events_fold_after_earlier_ones_and_fill_the_history() -> None:
+    data, u_f, i_f = _data()
+    split = random_split(data.counts, 7)
+    bundle = bundle_from_models(data, split.train, u_f, i_f, None)
+    assert bundle.collab is not None
+    users = np.array([0, 1, 2])
+    states = fold_states([split.train, split.valid], data, bundle.collab, RankConfig().fold, users)
+    for u in users:
+        hist = [h[0] for h in states[int(u)].hist]
+        train = {data.items[c] for c in split.train.getrow(u).indices}
+        valid = {data.items[c] for c in split.valid.getrow(u).indices}
+        assert set(hist) == train | valid
+        assert set(hist[-len(valid) :]) == valid  # arrived after training
+        assert states[int(u)].vec is not None
+
+
+def test_tuned_policy_caps_what_it_cannot_measure_and_ranks_arms_by_validation() -> None:
+    data, u_f, i_f = _data()
+    split = random_split(data.counts, 7)
+    bundle = bundle_from_models(data, split.train, u_f, i_f, lambda u: u_f[u] @ i_f.T)
+    als_valid = evaluate(lambda u: u_f[u] @ i_f.T, split.train > 0, split.valid).lists
+    tuned = tune_on_split(
+        bundle,
+        data,
+        split.train,
+        split.valid,
+        als_valid,
+        RankConfig(),
+        prior_strength=500.0,
+        explore_share=0.05,
+    )
+    policy = tuned.policy
+    assert set(policy.arms) == set(ARMS)
+    assert {"content-heavy", "discovery"} <= policy.capped  # no content or live signals here
+    assert "collab-heavy" not in policy.capped
+    scores = {a: m["ndcg@10"] for a, m in tuned.valid.items()}
+    means = {a: p.alpha / (p.alpha + p.beta) for a, p in policy.priors.items()}
+    best = max(scores, key=lambda a: scores[a])
+    assert means[best] == max(means.values())
+    for arm, weights in policy.arms.items():
+        assert abs(sum(weights.values()) - 1.0) < 1e-3, arm
+    assert 0.0 < tuned.mmr_lambda <= 1.0
