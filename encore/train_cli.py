@@ -33,6 +33,7 @@ class Kind(StrEnum):
 
     als = "als"
     lightgcn = "lightgcn"
+    hybrid = "hybrid"
     content = "content"
     fingerprint = "fingerprint"
     all = "all"
@@ -61,7 +62,7 @@ class Protocol(StrEnum):
     temporal = "temporal"
 
 
-ALL_KINDS = ("als", "lightgcn", "content", "fingerprint")
+ALL_KINDS = ("als", "lightgcn", "hybrid", "content", "fingerprint")
 RECBOLE_SEED = 2020
 """RecBole's default seed, the split seed of its published results."""
 
