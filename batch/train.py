@@ -134,8 +134,8 @@ def _validation_split(data: TrainData, seed: int) -> Any:
 class Fitted:
     """One model fitted on the 90% split (validation) and refitted on all the data."""
 
-    held: Any
-    full: Any
+    held: ALS | LightGCN
+    full: ALS | LightGCN
     params: dict[str, Any]
     metrics: dict[str, Any]
 
