@@ -245,7 +245,7 @@ def run(
         split.test,
         als.user_factors,
         als.item_factors,
-        hybrid.scores,
+        hybrid,
         evaluate(als.scores, binary(split.train), split.valid).lists,
         rank or RankConfig(fold=fold),
         prior_strength=settings.policy_prior_strength,

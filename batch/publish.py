@@ -15,6 +15,18 @@ The ``als`` and ``lightgcn`` kinds share one layout, which the stream workers
 ``seen_indices.npy``   the item rows), so batch recommendations can skip them
 =====================  ==================================================
 
+The ``hybrid`` kind holds precomputed lists (:func:`publish_hybrid`):
+
+=====================  ==================================================
+``user_ids.json``      user ids, row order
+``item_ids.json``      track ids
+``top_items.npy``      int32 users x K: rows of ``item_ids``, best first,
+                       -1 after the last item (the user's training items
+                       are never in the list)
+``top_scores.npy``     float32 users x K: blended scores, descending, 0.0
+                       where padded
+=====================  ==================================================
+
 Only ``.npy`` (no pickle), JSON and FAISS files; checksums go in the manifest.
 """
 
@@ -77,3 +89,45 @@ def publish_factors(
         metrics=metrics,
         data=data.info,
     )
+
+
+def check_top_lists(top_items: np.ndarray, top_scores: np.ndarray, n_items: int) -> None:
+    """Raise ``ValueError`` unless the lists have the ``hybrid`` layout (module doc)."""
+    if top_items.dtype != np.int32 or top_scores.dtype != np.float32:
+        raise ValueError(f"top lists must be int32 and float32, not {top_items.dtype}, "
+                         f"{top_scores.dtype}")  # fmt: skip
+    if top_items.ndim != 2 or top_items.shape != top_scores.shape:
+        raise ValueError(f"top lists of shapes {top_items.shape} and {top_scores.shape}")
+    if not np.isfinite(top_scores).all():
+        raise ValueError("non-finite scores in the top lists")
+    pad = top_items < 0
+    if (top_items < -1).any() or (top_items >= n_items).any():
+        raise ValueError(f"top list items outside -1..{n_items - 1}")
+    if (pad[:, :-1] & ~pad[:, 1:]).any():
+        raise ValueError("padding (-1) before an item in a top list")
+    if (top_scores[pad] != 0).any():
+        raise ValueError("non-zero score on padding")
+    drops = np.diff(top_scores, axis=1) > 0
+    if (drops & ~pad[:, 1:]).any():
+        raise ValueError("top list scores do not descend")
+
+
+def publish_hybrid(
+    store: ArtifactStore,
+    data: TrainData,
+    top_items: np.ndarray,
+    top_scores: np.ndarray,
+    *,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> str:
+    """Publish each user of ``data``'s precomputed list (``hybrid``, module doc)."""
+    check_top_lists(top_items, top_scores, len(data.items))
+    if top_items.shape[0] != len(data.users):
+        raise ValueError("top list rows do not match the data's users")
+    path = store.stage("hybrid")
+    save_json(path, "user_ids.json", list(data.users))
+    save_json(path, "item_ids.json", list(data.items))
+    save_array(path, "top_items", top_items)
+    save_array(path, "top_scores", top_scores)
+    return store.publish("hybrid", path, params=params, metrics=metrics, data=data.info)

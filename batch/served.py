@@ -26,14 +26,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from batch.cf import Recommender
 from batch.data import TrainData
 from batch.foldin import EPOCH, fold_states
-from batch.metrics import beyond_accuracy, rank_metrics, top_k
+from batch.hybrid import top_lists
+from batch.metrics import beyond_accuracy, rank_metrics
 from models import ranking
 from models.bandit import ARMS, SIGNALS, Policy, choose, posteriors, priors_from_scores
 from models.ranking import Prepared, RankConfig, Request
 from models.rerank import Filters
-from models.serving import Bundle, TopLists, make_collab
+from models.serving import Bundle, make_collab, make_toplists
 
 Log = Callable[[str], None]
 REALTIME_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
@@ -56,7 +58,7 @@ def bundle_from_models(
     train: sp.csr_matrix,
     user_factors: np.ndarray,
     item_factors: np.ndarray,
-    hybrid_scores: Callable[[np.ndarray], np.ndarray] | None,
+    blend: Recommender | None,
     k: int = 200,
 ) -> Bundle:
     """A bundle of models fitted on ``train``: ALS factors and the hybrid's top-k lists
@@ -69,22 +71,9 @@ def bundle_from_models(
         "eval-als", data.items, item_factors, data.users, user_factors, pop, artists, "eval-als"
     )
     hybrid = None
-    if hybrid_scores is not None:
-        users = np.arange(train.shape[0])
-        items = np.full((len(users), k), -1, dtype=np.int32)
-        scores = np.zeros((len(users), k), dtype=np.float32)
-        mask = (train > 0).astype(np.float32).tocsr()
-        for s in range(0, len(users), 256):
-            u = users[s : s + 256]
-            raw = np.array(hybrid_scores(u), dtype=np.float32, copy=True)
-            top = top_k(raw, mask[u], k)
-            items[u] = top
-            scores[u] = np.take_along_axis(raw, top, axis=1)
-        items[~np.isfinite(scores)] = -1
-        scores[~np.isfinite(scores)] = 0.0
-        hybrid = TopLists(
-            "eval-hybrid", list(data.items), {x: i for i, x in enumerate(data.users)}, items, scores
-        )
+    if blend is not None:
+        items, scores = top_lists(blend, train, k)
+        hybrid = make_toplists("eval-hybrid", list(data.items), list(data.users), items, scores)
     return Bundle(collab=collab, hybrid=hybrid)
 
 
@@ -146,7 +135,7 @@ def list_metrics(
     t = stage.target[stage.users]
     safe = np.where(lists >= 0, lists, 0)
     hits = (np.asarray(t[np.arange(len(stage.users))[:, None], safe].todense()) > 0) & (lists >= 0)
-    per_user = rank_metrics(hits, np.diff(t.indptr), (10, 20))
+    per_user = rank_metrics(hits, np.diff(t.indptr), [k for k in (10, 20) if k <= lists.shape[1]])
     out = {m: float(v.mean()) for m, v in per_user.items()}
     out["users"] = float(len(stage.users))
     full = lists[(lists[:, :10] >= 0).all(axis=1)]
@@ -331,7 +320,7 @@ def evaluate_served(
     test: sp.csr_matrix,
     als_user: np.ndarray,
     als_item: np.ndarray,
-    hybrid_scores: Callable[[np.ndarray], np.ndarray] | None,
+    blend: Recommender | None,
     als_valid_lists: np.ndarray,
     cfg: RankConfig,
     *,
@@ -341,7 +330,7 @@ def evaluate_served(
 ) -> tuple[list[ServedRow], Tuned]:
     """Tune the arms on validation, then serve every test user under each arm and under
     the policy at its priors."""
-    bundle = bundle_from_models(data, train, als_user, als_item, hybrid_scores)
+    bundle = bundle_from_models(data, train, als_user, als_item, blend)
     artists = bundle.collab.artists if bundle.collab is not None else None
     row_of = {t: i for i, t in enumerate(data.items)}
     tuned = tune_on_split(

@@ -8,8 +8,11 @@ tracks with ``file://`` links when the ``data`` extra is installed), ``events``
 Collaborative models hold out a tenth of each user's pairs (seeded) to measure
 validation metrics and, for LightGCN, to stop early; then they are refitted on
 everything with the chosen settings and epoch count, and published. The
-content artifact maps into the ``als`` version this run published (or the
-current one). Audio is decoded once per run for both content and fingerprints.
+hybrid blends them with EASE and the tag model on per-user z-scores, weights
+tuned on the same split (:mod:`batch.hybrid`), reusing the ALS and LightGCN
+fitted earlier in the run, and publishes every user's top K. The content
+artifact maps into the ``als`` version this run published (or the current one).
+Audio is decoded once per run for both content and fingerprints.
 """
 
 from __future__ import annotations
@@ -17,25 +20,33 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 from tqdm import tqdm
 
-from batch import audio, audio_sources
+from batch import audio, audio_sources, served
+from batch import tags as lfm_tags
 from batch.als import ALS
+from batch.cf import EASE, Blend, Recommender, TagKNN, tag_matrix
 from batch.content import train_content
 from batch.data import TrainData, binary, from_dataset, from_events
 from batch.fingerprint import publish_fingerprints
+from batch.hybrid import top_lists, tune_weights
 from batch.lightgcn import LightGCN
 from batch.metrics import evaluate
-from batch.publish import publish_factors
+from batch.publish import publish_factors, publish_hybrid
 from batch.split import random_split
 from models.io.artifacts import ArtifactStore
+from models.ranking import RankConfig
 from models.settings import Settings
+from models.state import fold_config
 
 SOURCES = ("demo", "events", "lastfm-2k", "movielens-100k")
-KINDS = ("als", "lightgcn", "content", "fingerprint")
+KINDS = ("als", "lightgcn", "hybrid", "policy", "content", "fingerprint")
 DEMO_LIGHTGCN_EPOCHS = 30
 """The demo trains LightGCN briefly: the point there is a loadable artifact in seconds."""
 
@@ -102,9 +113,7 @@ def load_source(source: str, path: Path | None, settings: Settings, bars: Bars) 
     if source == "lastfm-2k":
         from batch.datasets import read_lastfm
 
-        env = os.environ.get("ENCORE_LASTFM_DIR")
-        folder = path or (Path(env) if env else None)
-        return from_dataset(read_lastfm(folder))  # type: ignore[arg-type]
+        return from_dataset(read_lastfm(_lastfm_folder(source, path)))  # type: ignore[arg-type]
     if source == "movielens-100k":
         from batch.datasets import read_movielens
 
@@ -112,12 +121,29 @@ def load_source(source: str, path: Path | None, settings: Settings, bars: Bars) 
     raise ValueError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
 
 
+def _lastfm_folder(source: str, path: Path | None) -> Path | None:
+    if source != "lastfm-2k":
+        return None
+    env = os.environ.get("ENCORE_LASTFM_DIR")
+    return path or (Path(env) if env else None)
+
+
 def _validation_split(data: TrainData, seed: int) -> Any:
     return random_split(data.counts, seed, (0.9, 0.1, 0.0))
 
 
-def train_als(store: ArtifactStore, data: TrainData, settings: Settings, bars: Bars) -> str:
-    """Fit ALS on 90%, measure the held-out 10%, refit on all, publish ``als``."""
+@dataclass
+class Fitted:
+    """One model fitted on the 90% split (validation) and refitted on all the data."""
+
+    held: ALS | LightGCN
+    full: ALS | LightGCN
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def fit_als(data: TrainData, settings: Settings, bars: Bars) -> Fitted:
+    """Fit ALS on 90%, measure the held-out 10%, refit on all."""
     b = settings.batch
 
     def make() -> ALS:
@@ -129,18 +155,15 @@ def train_als(store: ArtifactStore, data: TrainData, settings: Settings, bars: B
     held = make().fit(split.train, progress=lambda _i: None)
     metrics = evaluate(held.scores, binary(split.train), split.valid).metrics
     model = make().fit(data.counts, progress=bars("als", b.als_iterations))
-    return publish_factors(
-        store,
-        "als",
-        data,
-        model.user_factors,
-        model.item_factors,
-        params=model.params(),
-        metrics={"validation": metrics, "validation_protocol": "random 90/10 per user"},
+    return Fitted(
+        held,
+        model,
+        model.params(),
+        {"validation": metrics, "validation_protocol": "random 90/10 per user"},
     )
 
 
-def train_lightgcn(store: ArtifactStore, data: TrainData, settings: Settings, bars: Bars) -> str:
+def fit_lightgcn(data: TrainData, settings: Settings, bars: Bars) -> Fitted:
     """Early-stop on the held-out 10% (NDCG@10), refit on all for the best epoch count."""
     b = settings.batch
     epochs = (
@@ -170,14 +193,161 @@ def train_lightgcn(store: ArtifactStore, data: TrainData, settings: Settings, ba
         "curve": [r for r in held.curve if "valid_ndcg@10" in r],
         "validation_protocol": "random 90/10 per user",
     }
+    return Fitted(held, model, {**model.params(), "epochs": best}, metrics)
+
+
+def publish_fitted(store: ArtifactStore, kind: str, data: TrainData, fitted: Fitted) -> str:
+    """Publish the refitted factor model (``als`` or ``lightgcn``)."""
     return publish_factors(
         store,
-        "lightgcn",
+        kind,
         data,
-        model.user_factors,
-        model.item_factors,
-        params={**model.params(), "epochs": best},
-        metrics=metrics,
+        fitted.full.user_factors,
+        fitted.full.item_factors,
+        params=fitted.params,
+        metrics=fitted.metrics,
+    )
+
+
+def item_tags(data: TrainData, held_out: sp.csr_matrix, folder: Path | None) -> sp.csr_matrix:
+    """Items x tags for the tag model.
+
+    Last.fm (``folder`` given): the users' tag assignments without the
+    ``held_out`` pairs (a user's tag on an artist gives the pair away, see
+    :mod:`batch.tags`); otherwise the catalog's tags.
+    """
+    if folder is not None:
+        found = lfm_tags.read_assignments(folder, data.users, data.items)
+        return lfm_tags.item_tags(found, data.counts.shape, held_out)
+    return tag_matrix([list(data.catalog.get(t, {}).get("tags") or []) for t in data.items])[0]
+
+
+def train_hybrid(
+    store: ArtifactStore,
+    data: TrainData,
+    settings: Settings,
+    bars: Bars,
+    *,
+    tags_folder: Path | None,
+    fitted: dict[str, Fitted],
+    versions: dict[str, str],
+) -> tuple[str, Blend]:
+    """Tune the blend on the 90/10 split, refit on all, publish each user's top K; returns
+    the version and the blend of the 90% models (the policy is tuned with it).
+
+    ALS and LightGCN fitted earlier in the run (``fitted``) are reused; EASE
+    joins only up to ``hybrid_ease_max_items`` items, the tag model only when
+    there are tags; what is left out is recorded in the manifest.
+    """
+    b = settings.batch
+    split = _validation_split(data, b.seed)
+    for kind, fit in (("als", fit_als), ("lightgcn", fit_lightgcn)):
+        if kind not in fitted:
+            fitted[kind] = fit(data, settings, bars)
+    held: dict[str, Recommender] = {k: fitted[k].held for k in ("als", "lightgcn")}
+    components: dict[str, dict[str, Any]] = {
+        k: {"params": fitted[k].params, **({"version": versions[k]} if k in versions else {})}
+        for k in ("als", "lightgcn")
+    }
+    left_out: dict[str, str] = {}
+    step = bars("hybrid", 4)
+    if len(data.items) <= b.hybrid_ease_max_items:
+        held["ease"] = ease = EASE().fit(split.train)
+        components["ease"] = {"params": {"lam": ease.lam, "scheme": ease.scheme}}
+    else:
+        left_out["ease"] = f"{len(data.items)} items > hybrid_ease_max_items"
+    step(1)
+    tags = item_tags(data, binary(split.valid), tags_folder)
+    if tags.nnz:
+        held["tags"] = knn = TagKNN(tags).fit(split.train)
+        source = "Last.fm tag assignments" if tags_folder else "catalog tags"
+        components["tags"] = {"params": {"k": knn.k, "shrink": knn.shrink, "from": source}}
+    else:
+        left_out["tags"] = "no item has tags"
+    step(1)
+    tuning = tune_weights(held, split.train, split.valid, "als")
+    used = {n: w for n, w in tuning.weights.items() if w}
+    held_blend = Blend({n: held[n] for n in used}, used).fit(split.train)
+    del held
+    step(1)
+    full: dict[str, Recommender] = {k: fitted[k].full for k in ("als", "lightgcn")}
+    if tuning.weights.get("ease"):
+        full["ease"] = EASE().fit(data.counts)
+    if tuning.weights.get("tags"):
+        empty = sp.csr_matrix(data.counts.shape, dtype=np.float32)
+        full["tags"] = TagKNN(item_tags(data, empty, tags_folder)).fit(data.counts)
+    top_items, top_scores = top_lists(
+        Blend(full, used).fit(data.counts), data.counts, b.hybrid_top_k
+    )
+    step(1)
+    params = {
+        "weights": tuning.weights,
+        "components": components,
+        "left_out": left_out,
+        "k": b.hybrid_top_k,
+        "excluded": "training items of each user",
+    }
+    metrics = {
+        "validation": {"ndcg@10": tuning.ndcg, "by_component": {"ndcg@10": tuning.alone}},
+        "validation_protocol": "random 90/10 per user",
+    }
+    version = publish_hybrid(store, data, top_items, top_scores, params=params, metrics=metrics)
+    return version, held_blend
+
+
+def train_policy(
+    store: ArtifactStore,
+    data: TrainData,
+    settings: Settings,
+    *,
+    als: Fitted,
+    blend: Recommender | None,
+    versions: dict[str, str],
+) -> str:
+    """Tune the bandit's arms with the served pipeline on the 90/10 split; publish them.
+
+    The models are those fitted on the 90% (ALS, and the hybrid's blend when this run
+    trained one), so the validation users' lists are what the API would serve them.
+    """
+    b = settings.batch
+    split = _validation_split(data, b.seed)
+    assert isinstance(als.held, ALS)
+    bundle = served.bundle_from_models(
+        data, split.train, als.held.user_factors, als.held.item_factors, blend, b.hybrid_top_k
+    )
+    cfg = RankConfig(
+        fold=fold_config(settings),
+        mmr_lambda=settings.api.mmr_lambda,
+        artist_gap=settings.api.artist_gap,
+    )
+    tuned = served.tune_on_split(
+        bundle,
+        data,
+        split.train,
+        split.valid,
+        evaluate(als.held.scores, binary(split.train), split.valid).lists,
+        cfg,
+        prior_strength=b.policy_prior_strength,
+        explore_share=b.policy_explore_share,
+    )
+    path = store.stage("policy")
+    return store.publish(
+        "policy",
+        path,
+        params={
+            "policy": tuned.policy.to_json(),
+            "mmr_lambda": tuned.mmr_lambda,
+            "base_weights": tuned.base,
+            "unmeasured_arms": tuned.unmeasured,
+            "collaborative_source": "hybrid" if blend is not None else "als",
+            "models": {k: v for k, v in versions.items() if k in ("als", "hybrid")},
+        },
+        metrics={
+            "validation": tuned.valid,
+            "validation_protocol": "random 90/10 per user, served lists",
+            "grid": tuned.grid,
+        },
+        data=data.info,
     )
 
 
@@ -200,10 +370,28 @@ def train(
     store = ArtifactStore(Path(settings.artifacts.root), settings.artifacts.keep_versions)
     data = load_source(source, path, settings, bars)
     versions: dict[str, str] = {}
-    if "als" in kinds:
-        versions["als"] = train_als(store, data, settings, bars)
-    if "lightgcn" in kinds:
-        versions["lightgcn"] = train_lightgcn(store, data, settings, bars)
+    fitted: dict[str, Fitted] = {}
+    for kind, fit in (("als", fit_als), ("lightgcn", fit_lightgcn)):
+        if kind in kinds:
+            fitted[kind] = fit(data, settings, bars)
+            versions[kind] = publish_fitted(store, kind, data, fitted[kind])
+    blend: Blend | None = None
+    if "hybrid" in kinds:
+        versions["hybrid"], blend = train_hybrid(
+            store,
+            data,
+            settings,
+            bars,
+            tags_folder=_lastfm_folder(source, path),
+            fitted=fitted,
+            versions=versions,
+        )
+    if "policy" in kinds:
+        if "als" not in fitted:
+            fitted["als"] = fit_als(data, settings, bars)
+        versions["policy"] = train_policy(
+            store, data, settings, als=fitted["als"], blend=blend, versions=versions
+        )
     pass_: audio.AudioPass | None = None
     if "content" in kinds or "fingerprint" in kinds:
         tracks = [

@@ -33,6 +33,8 @@ class Kind(StrEnum):
 
     als = "als"
     lightgcn = "lightgcn"
+    hybrid = "hybrid"
+    policy = "policy"
     content = "content"
     fingerprint = "fingerprint"
     all = "all"
@@ -61,7 +63,7 @@ class Protocol(StrEnum):
     temporal = "temporal"
 
 
-ALL_KINDS = ("als", "lightgcn", "content", "fingerprint")
+ALL_KINDS = ("als", "lightgcn", "hybrid", "policy", "content", "fingerprint")
 RECBOLE_SEED = 2020
 """RecBole's default seed, the split seed of its published results."""
 
@@ -181,26 +183,49 @@ def evaluate(
     typer.echo(str(md))
 
 
+class RecKind(StrEnum):
+    """Published collaborative kinds ``encore recommend-batch`` reads."""
+
+    als = "als"
+    lightgcn = "lightgcn"
+    hybrid = "hybrid"
+
+
 @app.command("recommend-batch")
 def recommend_batch(
     users: Annotated[Path, typer.Option(help="File of user ids, one per line.")],
     out: Annotated[Path, typer.Option(help="Output JSONL file.")],
     k: Annotated[int, typer.Option(min=1, max=1000, help="Items per user.")] = 10,
-    kind: Annotated[str, typer.Option(help="Artifact kind: als or lightgcn.")] = "als",
+    kind: Annotated[RecKind, typer.Option(help="Published model to read.")] = RecKind.als,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(
+            help="user_id<TAB>item_id lines (or CSV) never to recommend, on top of the "
+            "training items (e.g. train plus validation pairs).",
+        ),
+    ] = None,
 ) -> None:
     """Top-k recommendations for many users from the published model, as JSON lines."""
     _one_thread()
-    from batch.recommend import read_users, recommend
+    from batch.recommend import ExcludeFileError, read_exclude, read_users, recommend
     from models.io.artifacts import ArtifactError, ArtifactStore
     from models.settings import load_settings
 
     settings = load_settings()
     store = ArtifactStore(Path(settings.artifacts.root), settings.artifacts.keep_versions)
     try:
-        stats = recommend(store, read_users(users), k, out, kind)
+        pairs = read_exclude(exclude) if exclude is not None else None
+    except (ExcludeFileError, OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"bad --exclude file: {exc}", err=True)
+        sys.exit(2)
+    try:
+        stats = recommend(store, read_users(users), k, out, kind.value, pairs)
     except ArtifactError as exc:
-        typer.echo(f"no usable {kind} artifact: {exc}", err=True)
+        typer.echo(f"no usable {kind.value} artifact: {exc}", err=True)
         sys.exit(1)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(2)
     typer.echo(orjson.dumps(stats).decode())
 
 

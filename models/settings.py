@@ -193,6 +193,19 @@ class BatchSettings(BaseSettings):
     lightgcn_epochs: int = Field(default=300, ge=1, description="LightGCN epoch cap.")
     lightgcn_lr: float = Field(default=5e-3, gt=0, description="LightGCN Adam learning rate.")
     lightgcn_batch_size: int = Field(default=4096, ge=1, description="LightGCN BPR pairs per step.")
+    hybrid_top_k: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Items precomputed per user in the `hybrid` artifact (the user's training "
+        "items left out).",
+    )
+    hybrid_ease_max_items: int = Field(
+        default=20_000,
+        ge=0,
+        description="The hybrid includes EASE only up to this many items (EASE holds dense "
+        "matrices of side up to the item count).",
+    )
     seed: int = Field(default=2024, description="Seed for splits and initialisation.")
     schedule_s: float = Field(
         default=0, ge=0, description="`encore train` retrains every N seconds (0: once)."

@@ -18,6 +18,7 @@ from batch.fingerprint import excerpt, identify
 from batch.text import encoder
 from encore.services import Proc, create_topics
 from encore.train_cli import app
+from models.bandit import ARMS
 from models.demo import generate
 from models.index import search
 from models.io.artifacts import ArtifactStore
@@ -40,7 +41,7 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     line = next(x for x in result.stdout.splitlines() if x.startswith('{"published"'))
     published = json.loads(line)["published"]
-    assert set(published) == {"als", "lightgcn", "content", "fingerprint"}
+    assert set(published) == {"als", "lightgcn", "hybrid", "policy", "content", "fingerprint"}
     return root
 
 
@@ -61,6 +62,69 @@ def test_demo_artifacts_load_where_they_are_used(demo_root: Path) -> None:
     assert version == store.current_version("content")
     assert maps["text_to_cf"].shape == (384, als.array("item_factors.npy").shape[1])
     assert str(maps["_space"][0]) == als.version
+
+
+def test_demo_policy_is_tuned_on_served_lists_and_loads_in_the_api(demo_root: Path) -> None:
+    from api.bundle import load_policy
+
+    store = ArtifactStore(demo_root)
+    art = store.load("policy")
+    params = art.manifest["params"]
+    assert params["collaborative_source"] == "hybrid"
+    assert params["models"]["hybrid"] == store.current_version("hybrid")
+    valid = art.manifest["metrics"]["validation"]
+    assert set(valid) == set(ARMS)
+    served = load_policy(art)
+    assert set(served.policy.arms) == set(ARMS)
+    assert "collab-heavy" not in served.policy.capped
+    assert {"content-heavy", "discovery"} <= served.policy.capped  # unmeasured offline
+    means = {a: p.alpha / (p.alpha + p.beta) for a, p in served.policy.priors.items()}
+    best = max(valid, key=lambda a: valid[a]["ndcg@10"])
+    assert means[best] == max(means.values())
+    assert served.mmr_lambda is not None
+    assert 0 < served.mmr_lambda <= 1
+
+
+def test_demo_hybrid_lists_and_batch_recommendations(demo_root: Path, tmp_path: Path) -> None:
+    store = ArtifactStore(demo_root)
+    als, hybrid = store.load("als"), store.load("hybrid")
+    assert set(hybrid.manifest["files"]) == {
+        "user_ids.json", "item_ids.json", "top_items.npy", "top_scores.npy"
+    }  # fmt: skip
+    params = hybrid.manifest["params"]
+    assert set(params["weights"]) == {"als", "lightgcn", "ease", "tags"}  # demo tracks have tags
+    assert params["components"]["als"]["version"] == als.version  # reused, not refitted
+    valid = hybrid.manifest["metrics"]["validation"]
+    alone = valid["by_component"]["ndcg@10"]
+    assert alone["als"] == pytest.approx(als.manifest["metrics"]["validation"]["ndcg@10"])
+    assert valid["ndcg@10"] >= alone["als"]
+    assert hybrid.json("user_ids.json") == als.json("user_ids.json")
+    top, scores = hybrid.array("top_items.npy"), hybrid.array("top_scores.npy")
+    assert top.shape == (len(als.json("user_ids.json")), 200)
+    indptr, indices = als.array("seen_indptr.npy"), als.array("seen_indices.npy")
+    for u in range(top.shape[0]):
+        seen = set(indices[indptr[u] : indptr[u + 1]].tolist())
+        assert not seen & set(top[u][top[u] >= 0].tolist())
+        assert np.all(np.diff(scores[u][top[u] >= 0]) <= 0)
+
+    users = als.json("user_ids.json")[:20]
+    (tmp_path / "users.txt").write_text("\n".join(users))
+    items = hybrid.json("item_ids.json")
+    first = {u: items[top[r, 0]] for r, u in enumerate(users)}  # each user's hybrid top item
+    (tmp_path / "exclude.tsv").write_text("".join(f"{u}\t{t}\n" for u, t in first.items()))
+    env = {"ENCORE_ARTIFACTS_ROOT": str(demo_root)}
+    files = ["--users", str(tmp_path / "users.txt"), "--exclude", str(tmp_path / "exclude.tsv")]
+    for kind in ("als", "lightgcn", "hybrid"):
+        out = tmp_path / f"{kind}.jsonl"
+        args = ["recommend-batch", *files, "--out", str(out), "--kind", kind, "--k", "20"]
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 0, result.output
+        docs = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [d["user_id"] for d in docs] == users
+        for d in docs:
+            assert len(d["items"]) == 20
+            assert first[d["user_id"]] not in d["items"]
+            assert d["model"] == kind
 
 
 def test_content_artifact_covers_the_catalog(demo_root: Path) -> None:

@@ -1,4 +1,5 @@
-"""Factor artifacts round-trip with checksums, refuse corruption, and serve batch lists."""
+"""Factor and hybrid artifacts round-trip with checksums, refuse corruption, and serve batch
+lists (minus an exclude file's pairs)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import faiss
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from typer.testing import CliRunner
 
 from batch.data import TrainData
-from batch.publish import publish_factors
-from batch.recommend import read_users, recommend
+from batch.publish import publish_factors, publish_hybrid
+from batch.recommend import ExcludeFileError, read_exclude, read_users, recommend
 from batch.schedule import run_every
+from encore.train_cli import app
 from models.index import search
 from models.io.artifacts import ArtifactError, ArtifactStore
 from streams.itemspace import load_space
@@ -114,3 +117,128 @@ def test_schedule_runs_until_stopped_and_survives_failures() -> None:
     assert [str(e) for e in errors] == ["broker down"]
     with pytest.raises(ValueError, match="positive"):
         run_every(0, job, stop=stop)
+
+
+def tiny_hybrid(store: ArtifactStore) -> str:
+    """A hybrid artifact over :func:`tiny`'s data, lists written by hand (K = 3)."""
+    data, _, _ = tiny()
+    top = np.array([[1, 3, -1], [0, 2, 3], [2, -1, -1]], dtype=np.int32)
+    scores = np.array([[2.0, 1.0, 0.0], [3.0, 2.5, -1.0], [0.5, 0.0, 0.0]], dtype=np.float32)
+    return publish_hybrid(store, data, top, scores, params={"k": 3}, metrics={})
+
+
+@pytest.fixture
+def all_kinds(tmp_path: Path) -> ArtifactStore:
+    store = ArtifactStore(tmp_path / "artifacts")
+    data, users, items = tiny()
+    for kind in ("als", "lightgcn"):
+        publish_factors(store, kind, data, users, items, params={}, metrics={})
+    tiny_hybrid(store)
+    return store
+
+
+def lines(path: Path) -> dict[str, dict[str, object]]:
+    return {d["user_id"]: d for d in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.mark.parametrize("kind", ["als", "lightgcn"])
+def test_recommend_batch_leaves_out_the_exclude_files_pairs(
+    all_kinds: ArtifactStore, tmp_path: Path, kind: str
+) -> None:
+    exclude = tmp_path / "exclude.tsv"
+    exclude.write_text("user_id\titem_id\n# u0 heard t3 in validation\nu0\tt3\nstranger\tt0\n")
+    pairs = read_exclude(exclude)
+    assert pairs == {"u0": {"t3"}, "stranger": {"t0"}}
+    out = tmp_path / "recs.jsonl"
+    stats = recommend(all_kinds, ["u0", "u1", "stranger"], 2, out, kind)
+    before = lines(out)
+    assert set(before["u0"]["items"]) == {"t1", "t3"}  # type: ignore[arg-type]
+    assert before["stranger"]["items"] == ["t0", "t1"]  # the most popular
+    stats = recommend(all_kinds, ["u0", "u1", "stranger"], 2, out, kind, pairs)
+    after = lines(out)
+    assert after["u0"]["items"] == ["t1"]  # t0, t2 trained on, t3 excluded
+    assert after["u1"]["items"] == before["u1"]["items"]
+    assert after["stranger"]["items"] == ["t1", "t2"]
+    assert after["stranger"]["fallback"] == "popularity"
+    assert stats["exclude_pairs"] == 2
+    assert stats["exclude_pairs_of_known_users"] == 1
+
+
+def test_recommend_batch_from_the_hybrids_precomputed_lists(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    version = tiny_hybrid(store)
+    out = tmp_path / "recs.jsonl"
+    stats = recommend(store, ["u0", "u1", "u2", "stranger"], 2, out, "hybrid")
+    got = lines(out)
+    assert [got[u]["items"] for u in ("u0", "u1", "u2")] == [["t1", "t3"], ["t0", "t2"], ["t2"]]
+    assert got["u1"]["scores"] == [3.0, 2.5]
+    assert got["u0"]["version"] == version
+    assert got["stranger"] == {**got["stranger"], "items": [], "fallback": "none"}  # no als
+    assert stats["short_after_exclusion"] == 0
+
+    pairs = {"u0": {"t1"}, "u1": {"t0"}, "u2": {"t2"}, "stranger": {"t0"}}
+    data, users, items = tiny()
+    publish_factors(store, "als", data, users, items, params={}, metrics={})
+    stats = recommend(store, ["u0", "u1", "u2", "stranger"], 2, out, "hybrid", pairs)
+    got = lines(out)
+    assert got["u0"]["items"] == ["t3"]  # ran short of k because of the exclusion
+    assert got["u1"]["items"] == ["t2", "t3"]  # the third precomputed item fills in
+    assert got["u2"]["items"] == []
+    assert got["stranger"]["items"] == ["t1", "t2"]
+    assert got["stranger"]["fallback"] == "popularity"
+    assert stats["short_after_exclusion"] == 1  # u2 was short before any exclusion
+    with pytest.raises(ValueError, match="k=4 is more than the 3 items"):
+        recommend(store, ["u0"], 4, out, "hybrid")
+
+
+def test_hybrid_lists_that_break_the_layout_are_refused(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    data, _, _ = tiny()
+    good = np.array([[1, 3, -1], [0, 2, 3], [2, -1, -1]], dtype=np.int32)
+    scores = np.array([[2.0, 1.0, 0.0], [3.0, 2.5, -1.0], [0.5, 0.0, 0.0]], dtype=np.float32)
+    bad = {
+        "padding": (np.array([[1, -1, 3], *good[1:]], dtype=np.int32), scores),
+        "descend": (good, np.array([[1.0, 2.0, 0.0], *scores[1:]], dtype=np.float32)),
+        "non-finite": (good, np.array([[np.nan, 1.0, 0.0], *scores[1:]], dtype=np.float32)),
+        "outside": (np.array([[4, 3, -1], *good[1:]], dtype=np.int32), scores),
+        "int32": (good.astype(np.int64), scores),
+    }
+    for reason, (top, sc) in bad.items():
+        with pytest.raises(ValueError, match=reason):
+            publish_hybrid(store, data, top, sc, params={}, metrics={})
+    assert store.current_version("hybrid") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("u0\tt1\nu1\n", 2), ("# c\n\nu0,t1,t2\n", 3), ("u0\t\n", 1), ("u0\tt1\tt2\n", 1)],
+)
+def test_a_malformed_exclude_file_names_its_line(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "exclude.tsv"
+    path.write_text(text)
+    with pytest.raises(ExcludeFileError, match=f"exclude.tsv:{line}: expected user_id<TAB>item_id"):
+        read_exclude(path)
+
+
+@pytest.mark.parametrize("kind", ["als", "lightgcn", "hybrid"])
+def test_recommend_batch_command_for_each_kind(
+    all_kinds: ArtifactStore, tmp_path: Path, kind: str
+) -> None:
+    env = {"ENCORE_ARTIFACTS_ROOT": str(all_kinds.root)}
+    users = tmp_path / "users.txt"
+    users.write_text("u0\nu1\n")
+    out = tmp_path / "recs.jsonl"
+    base = ["recommend-batch", "--users", str(users), "--out", str(out), "--kind", kind, "--k", "2"]
+    result = CliRunner().invoke(app, base, env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["known"] == 2
+    assert "t3" in lines(out)["u0"]["items"]  # type: ignore[operator]
+    exclude = tmp_path / "exclude.tsv"
+    exclude.write_text("u0\tt3\nu1\tt3\n")
+    result = CliRunner().invoke(app, [*base, "--exclude", str(exclude)], env=env)
+    assert result.exit_code == 0, result.output
+    assert all("t3" not in d["items"] for d in lines(out).values())  # type: ignore[operator]
+    exclude.write_text("u0\tt3\nu1 t3\n")
+    result = CliRunner().invoke(app, [*base, "--exclude", str(exclude)], env=env)
+    assert result.exit_code == 2
+    assert "exclude.tsv:2: expected user_id<TAB>item_id" in result.stderr

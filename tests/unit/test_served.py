@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -18,6 +20,20 @@ from batch.served import (
 from batch.split import random_split
 from models.bandit import ARMS
 from models.ranking import RankConfig
+
+
+@dataclass
+class Factors:
+    """A factor model standing in for the hybrid: scores are inner products."""
+
+    users: np.ndarray
+    items: np.ndarray
+
+    def fit(self, train: sp.csr_matrix) -> Factors:
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray(self.users[users] @ self.items.T)
 
 
 def _data(seed: int = 3, users: int = 60, items: int = 90, k: int = 8) -> tuple[TrainData, ...]:
@@ -43,19 +59,17 @@ def test_collab_only_served_lists_are_the_models_own_lists() -> None:
     data, u_f, i_f = _data()
     split = random_split(data.counts, 7)
 
-    def scores(users: np.ndarray) -> np.ndarray:
-        return np.asarray(u_f[users] @ i_f.T)
-
-    bundle = bundle_from_models(data, split.train, u_f, i_f, scores)
+    model = Factors(u_f, i_f)
+    bundle = bundle_from_models(data, split.train, u_f, i_f, model)
     cfg = RankConfig(artist_gap=0)
     stage = prepare_stage(bundle, data, [split.train], split.valid, cfg)
     row_of = {t: i for i, t in enumerate(data.items)}
     collab_only = {"collab": 1.0}
     lists = served_lists(stage, row_of, lambda _i: (collab_only, 1.0), cfg, n=10)
-    model = evaluate(scores, (split.train > 0).astype(np.float32), split.valid, ks=(10,))
-    assert np.array_equal(lists, model.lists[:, :10])
+    ranked = evaluate(model.scores, (split.train > 0).astype(np.float32), split.valid, ks=(10,))
+    assert np.array_equal(lists, ranked.lists[:, :10])
     served = list_metrics(lists, stage, split.train, None)
-    assert abs(served["ndcg@10"] - model.metrics["ndcg@10"]) < 1e-9
+    assert abs(served["ndcg@10"] - ranked.metrics["ndcg@10"]) < 1e-9
 
 
 def test_later_events_fold_after_earlier_ones_and_fill_the_history() -> None:
@@ -77,8 +91,9 @@ def test_later_events_fold_after_earlier_ones_and_fill_the_history() -> None:
 def test_tuned_policy_caps_what_it_cannot_measure_and_ranks_arms_by_validation() -> None:
     data, u_f, i_f = _data()
     split = random_split(data.counts, 7)
-    bundle = bundle_from_models(data, split.train, u_f, i_f, lambda u: u_f[u] @ i_f.T)
-    als_valid = evaluate(lambda u: u_f[u] @ i_f.T, split.train > 0, split.valid).lists
+    model = Factors(u_f, i_f)
+    bundle = bundle_from_models(data, split.train, u_f, i_f, model)
+    als_valid = evaluate(model.scores, split.train > 0, split.valid).lists
     tuned = tune_on_split(
         bundle,
         data,
