@@ -41,6 +41,7 @@ the same inputs (checked by hand against obp 0.4.1).
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,9 +256,13 @@ def position_means(
 
 
 def evaluate(
-    logged: Sequence[LoggedList], arms: Iterable[str], *, folds: int = 2, seed: int = 0
+    logged: Sequence[LoggedList], arms: Iterable[str], *, folds: int = 2
 ) -> dict[str, ArmEstimate]:
-    """IPS, SNIPS and DR estimates of each arm as a deterministic target policy."""
+    """IPS, SNIPS and DR estimates of each arm as a deterministic target policy.
+
+    A list's cross-fitting fold follows from its ``rec_id`` alone, so the result
+    does not depend on the order the log was read in.
+    """
     names = list(dict.fromkeys([*arms, *(x.arm for x in logged)]))
     index = {a: i for i, a in enumerate(names)}
     n = len(logged)
@@ -271,7 +276,8 @@ def evaluate(
         pos_r[i, : len(x.rewards)] = x.rewards
         mask[i, : len(x.rewards)] = 1.0
     r = np.array([x.reward for x in logged], dtype=np.float64)
-    q = _cross_fitted(arm_idx, pos_r, mask, length, len(names), folds, seed)
+    fold = np.array([zlib.crc32(x.rec_id.encode()) % max(1, folds) for x in logged])
+    q = _cross_fitted(arm_idx, pos_r, mask, length, fold, len(names))
     out = {}
     for a in names:
         mine = arm_idx == index[a]
@@ -297,20 +303,19 @@ def _cross_fitted(
     pos_r: Floats,
     mask: Floats,
     length: npt.NDArray[np.int64],
+    fold: npt.NDArray[np.int64],
     n_arms: int,
-    folds: int,
-    seed: int,
 ) -> Floats:
-    """Predicted reward per served track of every list under every arm, shape (lists, arms)."""
+    """Predicted reward per served track of every list under every arm, shape (lists, arms).
+
+    Each list's prediction comes from the lists of the other folds (all lists when
+    there is only one fold).
+    """
     n = len(arm_idx)
     q = np.zeros((n, n_arms))
-    if n == 0:
-        return q
-    fold = np.random.default_rng(seed).permutation(n) % max(1, min(folds, n))
-    k = int(fold.max()) + 1
-    for f in range(k):
+    for f in np.unique(fold):
         test = fold == f
-        train = ~test if k > 1 else test
+        train = ~test if (~test).any() else test
         means = position_means(arm_idx[train], pos_r[train], mask[train], n_arms)
         cum = np.cumsum(means, axis=1)  # (arms, positions)
         last = np.maximum(length[test], 1) - 1

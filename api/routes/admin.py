@@ -7,18 +7,23 @@ import sys
 import time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import AdminAccess, Res
 from models import ops
 from models.bandit import ARMS
 from models.io.dlq import read_dead_letters, redrive
+from models.keys import ope_key
 from models.topics import SOURCE_TOPICS
 
 router = APIRouter(prefix="/v1/admin", tags=["operations"], dependencies=[AdminAccess])
 
 
-@router.get("/status", summary="Lag, applied offsets, dead-letter counts, artifacts, bandit")
+@router.get(
+    "/status",
+    summary="Lag, applied offsets, dead-letter counts, artifacts, bandit, off-policy estimates",
+)
 async def status(res: Res) -> dict[str, Any]:
     reader = res.engine.reader
     out: dict[str, Any] = {
@@ -39,6 +44,7 @@ async def status(res: Res) -> dict[str, Any]:
         )
         post = await reader.bandit(keys, max_age_s=0)
         lag = await reader.lag()
+        [ope_json] = await res.store.read([ops.get(ope_key(res.settings.redis.key_prefix))])
     except Exception as exc:  # noqa: BLE001 - report, don't fail, the status page
         return {**out, "redis": f"unavailable: {exc}"}
     applied: dict[str, int] = {}
@@ -68,7 +74,19 @@ async def status(res: Res) -> dict[str, Any]:
             for a, p in post.items()
         },
         "arm_pulls": _arm_pulls(),
+        "ope": _ope(ope_json),
     }
+
+
+def _ope(raw: bytes | None) -> dict[str, Any] | None:
+    """The latest ``encore ope`` result (None: never run)."""
+    if raw is None:
+        return None
+    try:
+        out = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return {"error": f"unreadable result: {exc}"}
+    return out if isinstance(out, dict) else {"error": "unreadable result: not an object"}
 
 
 def _arm_pulls() -> dict[str, float]:

@@ -76,8 +76,8 @@ def test_true_arm_values_fall_inside_the_95_intervals(
 ) -> None:
     truth = _true_values()
     inside = dict.fromkeys(NAMES, 0)
-    for seed, log in enumerate(fifty_logs):
-        est = evaluate(log, NAMES, folds=2, seed=seed)
+    for log in fifty_logs:
+        est = evaluate(log, NAMES)
         for a in NAMES:
             inside[a] += getattr(est[a], estimator).contains(truth[a])
     # 250 nominal-95% intervals: >= 90% inside overall, and no arm below 80%
@@ -89,9 +89,9 @@ def test_the_coverage_check_can_fail(fifty_logs: list[list[LoggedList]]) -> None
     """Ignoring the logged propensities (pretending the arms were uniform) is caught."""
     truth = _true_values()
     inside = 0
-    for seed, log in enumerate(fifty_logs):
+    for log in fifty_logs:
         wrong = [LoggedList(x.rec_id, x.arm, 1 / len(NAMES), x.rewards, x.feedback) for x in log]
-        est = evaluate(wrong, NAMES, seed=seed)
+        est = evaluate(wrong, NAMES)
         inside += sum(est[a].ips.contains(truth[a]) for a in NAMES)
     assert inside < 0.5 * 50 * len(NAMES)
     # and the log is confounded: the naive per-arm mean misses for most arms
@@ -103,7 +103,7 @@ def test_the_coverage_check_can_fail(fifty_logs: list[list[LoggedList]]) -> None
 def test_ips_of_a_uniform_logging_policy_matches_the_true_values(seed: int) -> None:
     truth = _true_values()
     log = _simulate(seed, n=20_000, uniform=True)
-    est = evaluate(log, NAMES, seed=seed)
+    est = evaluate(log, NAMES)
     for a in NAMES:
         assert est[a].ips.value == pytest.approx(truth[a], abs=0.025), a
         # DR never loses to IPS by much on a well-specified log
