@@ -29,11 +29,15 @@ async def run_ope(settings: Any, since_ms: int | None, store: bool = True) -> di
         rejected=rejected,
     )
     if store and settings.redis.url is not None:
+        from redis.exceptions import RedisError
+
         from models.io.redis_store import connect
 
         client = connect(settings.redis.url.get_secret_value(), cluster=settings.redis.cluster)
         try:
             await client.set(ope_key(settings.redis.key_prefix), to_json(result))
+        except (RedisError, OSError) as exc:  # the estimates are still printed and written
+            typer.echo(f"not stored for the operator panel (Redis): {exc}", err=True)
         finally:
             await client.aclose()
     return result
