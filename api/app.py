@@ -20,6 +20,7 @@ from api.reader import Reader
 from api.recommend import Engine
 from api.routes import admin, ingest, recs, web
 from api.routes import ops as ops_routes
+from api.served import ServedLog
 from api.state import Resources
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
@@ -99,6 +100,10 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         ]
         if res.embedder is not None and res.embedder.model.available():
             tasks.append(asyncio.create_task(res.embedder.embed("warm up")))
+        if res.served is None and settings.kafka.bootstrap:
+            res.served = ServedLog(res)
+        if res.served is not None:
+            tasks.append(asyncio.create_task(res.served.run()))
         res.extras["watcher"] = watcher
         try:
             yield
@@ -110,6 +115,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
                 retrain.terminate()  # a retrain started from the API stops with it
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(retrain.wait(), 10)
+            if res.served is not None:
+                await res.served.flush(2.0)
             if res.producer is not None:
                 await res.producer.stop()
             if res.store is not None:

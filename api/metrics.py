@@ -24,4 +24,10 @@ DEGRADED = Counter(
     "encore_degraded_responses_total", "Responses served without a dependency", ["reason"]
 )
 INGESTED = Counter("encore_ingested_events_total", "Events accepted by the ingest API", ["type"])
+SERVED = Counter(
+    "encore_served_lists_total",
+    "Served personal lists for the recommendations topic, by outcome "
+    "(sent, buffer_full, no_broker, send_failed, invalid)",
+    ["outcome"],
+)
 REJECTED = Counter("encore_ingest_rejected_total", "Ingest requests refused", ["status"])

@@ -19,4 +19,5 @@ class Resources:
     engine: Any = None  # api.recommend.Engine
     embedder: Any = None  # api.query.QueryEmbedder
     bundle: Any = None  # api.bundle.Bundle, swapped whole by the watcher
+    served: Any = None  # api.served.ServedLog (None: served lists are not logged)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,16 @@ from batch.data import (
     interaction_columns,
     track_columns,
 )
-from models.codec import decode_record
+from models.codec import Decoded, decode_record
 from models.topics import INTERACTIONS, TRACKS
 
 META = "meta.json"
 Progress = Callable[[str, int, int], None]
 """Called as (topic, records read, records to read)."""
+
+
+Decoder = Callable[..., Decoded]
+"""Decodes one record value (``max_bytes`` keyword) into events and rejected parts."""
 
 
 async def _read_topic(
@@ -45,6 +49,8 @@ async def _read_topic(
     partitions: int,
     max_bytes: int,
     progress: Progress | None,
+    decode: Decoder = decode_record,
+    keep: Callable[[Any], bool] | None = None,
 ) -> tuple[list[Any], dict[int, int], int]:
     from aiokafka import TopicPartition
 
@@ -65,8 +71,10 @@ async def _read_topic(
             for m in msgs:
                 if tp in targets and m.offset >= targets[tp]:
                     continue  # arrived after the snapshot began
-                decoded = decode_record(m.value, max_bytes=max_bytes)
-                events.extend(decoded.events)
+                decoded = decode(m.value, max_bytes=max_bytes)
+                events.extend(
+                    decoded.events if keep is None else [e for e in decoded.events if keep(e)]
+                )
                 rejected += len(decoded.rejected)
                 ends[tp.partition] = m.offset + 1
                 read += 1
@@ -81,15 +89,20 @@ async def _read_topic(
     return events, ends, rejected
 
 
-async def snapshot_topics(
+async def read_topics(
     bootstrap: str,
-    out_dir: Path,
+    decoders: Mapping[str, Decoder],
     *,
     partitions: int,
     max_bytes: int = 1_048_576,
     progress: Progress | None = None,
-) -> Path:
-    """Read both topics from the beginning into ``out_dir/<time>/``; returns that folder."""
+    keep: Callable[[Any], bool] | None = None,
+) -> dict[str, tuple[list[Any], dict[int, int], int]]:
+    """Read topics from the beginning up to their high watermarks, in the given order.
+
+    Returns per topic: the decoded events (those ``keep`` accepts), the end offset
+    read per partition, and the count of records or parts that did not decode.
+    """
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -102,14 +115,32 @@ async def snapshot_topics(
     )
     await consumer.start()
     try:
-        tracks, track_ends, bad_tracks = await _read_topic(
-            consumer, TRACKS, partitions, max_bytes, progress
-        )
-        plays, play_ends, bad_plays = await _read_topic(
-            consumer, INTERACTIONS, partitions, max_bytes, progress
-        )
+        return {
+            topic: await _read_topic(consumer, topic, partitions, max_bytes, progress, decode, keep)
+            for topic, decode in decoders.items()
+        }
     finally:
         await consumer.stop()
+
+
+async def snapshot_topics(
+    bootstrap: str,
+    out_dir: Path,
+    *,
+    partitions: int,
+    max_bytes: int = 1_048_576,
+    progress: Progress | None = None,
+) -> Path:
+    """Read both topics from the beginning into ``out_dir/<time>/``; returns that folder."""
+    read = await read_topics(
+        bootstrap,
+        {TRACKS: decode_record, INTERACTIONS: decode_record},
+        partitions=partitions,
+        max_bytes=max_bytes,
+        progress=progress,
+    )
+    tracks, track_ends, bad_tracks = read[TRACKS]
+    plays, play_ends, bad_plays = read[INTERACTIONS]
     name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
     tmp = out_dir / f".{name}.tmp"
     tmp.mkdir(parents=True)

@@ -221,9 +221,10 @@ def drills() -> None:
 
 
 def _register_batch() -> None:
-    from encore.train_cli import register
+    from encore import ope_cli, train_cli
 
-    register(app)
+    train_cli.register(app)
+    ope_cli.register(app)
 
 
 _register_batch()

@@ -21,6 +21,7 @@ from models.events import (
     RECORD_ADAPTER,
     SCHEMA_VERSION,
     EventBatch,
+    ServedList,
     event_to_dict,
     parse_event,
 )
@@ -111,6 +112,22 @@ def decode_record(raw: bytes | None, *, max_bytes: int) -> Decoded:
         _decode_batch(obj, raw, out)
     else:
         _validate(obj, raw, out)
+    return out
+
+
+def decode_served(raw: bytes | None, *, max_bytes: int) -> Decoded:
+    """Decode one ``recommendations`` record (a :class:`ServedList`); never raises."""
+    out = Decoded()
+    if raw is None:
+        out.rejected.append(Rejected(Reason.NOT_JSON, "record has no value", b""))
+    elif len(raw) > max_bytes:
+        msg = f"record is {len(raw)} bytes; the limit is {max_bytes}"
+        out.rejected.append(Rejected(Reason.OVERSIZE, msg, raw))
+    else:
+        try:
+            out.events.append(ServedList.model_validate_json(raw))
+        except ValidationError as exc:
+            out.rejected.append(Rejected(_classify(exc), describe_validation_error(exc), raw))
     return out
 
 

@@ -194,6 +194,57 @@ class LinkCheck(_Envelope):
     latency_ms: Annotated[float, Field(ge=0, le=1e9)] | None = None
 
 
+class ServedItem(BaseModel):
+    """One track of a served list, at its 0-based position."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    track_id: Id
+    position: Annotated[int, Field(ge=0, le=100_000)] = Field(description="0-based position.")
+    sources: tuple[Annotated[str, Field(max_length=64)], ...] = Field(
+        default=(),
+        max_length=16,
+        description="Candidate sources of the track (als, trending, ...).",
+    )
+
+
+class ServedList(BaseModel):
+    """A personal list the API served, with the bandit arm and its logged propensity.
+
+    Written by the API to the ``recommendations`` topic (keyed by user, like the
+    interactions, so a user's lists and feedback share partition numbers) and
+    joined by ``rec_id`` with the feedback's :class:`RecContext` for off-policy
+    evaluation. Not an input :data:`Event`: no stream agent folds it, and a served
+    list sent to an input topic is dead-lettered as an unknown type.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["served"] = "served"
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    rec_id: Id = Field(description="The `rec_id` of the response; feedback carries it back.")
+    user_id: Id
+    occurred_at: AwareDatetime = Field(description="When the list was served.")
+    arm: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="The bandit arm whose blend weights ranked the list."
+    )
+    propensity: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        description="Probability the logging policy (Thompson sampling) chose this arm."
+    )
+    items: tuple[ServedItem, ...] = Field(default=(), max_length=1_000)
+    model_versions: dict[
+        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=128)] | None
+    ] = Field(default_factory=dict, max_length=32, description="Artifact version per kind.")
+    context: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="The request's context (e.g. `playlist`)."
+    )
+
+    @cached_property
+    def occurred_ms(self) -> int:
+        """Serve time in epoch milliseconds."""
+        return int(self.occurred_at.timestamp() * 1000)
+
+
 Interaction = Play | Skip | Like | Unlike | Dislike
 TrackHealthEvent = PlaybackFailure | LinkCheck
 Event = Annotated[

@@ -10,6 +10,7 @@ compute the tag of a user or track with the same partitioner producers use.
 key                        type    holds
 =========================  ======  =====================================================
 ``gen``                    string  active generation (no tag; read by everyone)
+``ope``                    string  latest ``encore ope`` result, JSON (no tag, no generation)
 ``off:{tag}``              string  last applied offset of the partition
 ``dedup:{tag}``            zset    recent event ids (score: arrival sequence)
 ``dlq:{tag}``              hash    dead-lettered count per reason
@@ -100,3 +101,8 @@ class Keys:
 def generation_key(prefix: str) -> str:
     """The pointer to the active generation."""
     return f"{prefix}:gen"
+
+
+def ope_key(prefix: str) -> str:
+    """The latest off-policy evaluation result (derived from the topics, so a replay keeps it)."""
+    return f"{prefix}:ope"

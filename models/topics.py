@@ -18,6 +18,11 @@ TRACKS: Final = "tracks"
 """New-track (catalog) events, keyed by ``track_id``."""
 LINK_HEALTH: Final = "link-health"
 """Playback failures and link-check results, keyed by ``track_id``."""
+RECOMMENDATIONS: Final = "recommendations"
+"""Served personal lists (``models.events.ServedList``), keyed by ``user_id`` like the
+interactions, so a user's lists and feedback share partition numbers. Written by the
+API, read by ``encore ope``; no stream agent consumes it, so it has no dead-letter
+topic (the reader counts and skips what does not decode)."""
 
 SOURCE_TOPICS: Final = (TRACKS, LINK_HEALTH, INTERACTIONS)
 """Every input topic, in the order a full replay applies them (catalog first)."""
@@ -32,6 +37,7 @@ TOPIC_OF_TYPE: Final = {
     "track": TRACKS,
     "playback_failure": LINK_HEALTH,
     "link_check": LINK_HEALTH,
+    "served": RECOMMENDATIONS,
 }
 
 TAG_PREFIX: Final = {INTERACTIONS: "i", TRACKS: "t", LINK_HEALTH: "l"}
@@ -44,8 +50,8 @@ def dlq_topic(topic: str) -> str:
 
 
 def all_topics() -> list[str]:
-    """Every topic Encore creates: the inputs and their dead-letter topics."""
-    return [*SOURCE_TOPICS, *(dlq_topic(t) for t in SOURCE_TOPICS)]
+    """Every topic Encore creates: the inputs, the served lists, the dead-letter topics."""
+    return [*SOURCE_TOPICS, RECOMMENDATIONS, *(dlq_topic(t) for t in SOURCE_TOPICS)]
 
 
 def topic_of(event: Any) -> str:
@@ -54,8 +60,8 @@ def topic_of(event: Any) -> str:
 
 
 def key_of(event: Any) -> str:
-    """The partition key of an event: the user for interactions, else the track."""
-    if TOPIC_OF_TYPE[event.type] == INTERACTIONS:
+    """The partition key of an event: the user for interactions and served lists, else the track."""
+    if TOPIC_OF_TYPE[event.type] in (INTERACTIONS, RECOMMENDATIONS):
         return str(event.user_id)
     return str(event.track_id)
 

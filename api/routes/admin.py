@@ -7,18 +7,23 @@ import sys
 import time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import AdminAccess, Res
+from api.recommend import arm_posteriors
 from models import ops
-from models.bandit import ARMS
 from models.io.dlq import read_dead_letters, redrive
+from models.keys import ope_key
 from models.topics import SOURCE_TOPICS
 
 router = APIRouter(prefix="/v1/admin", tags=["operations"], dependencies=[AdminAccess])
 
 
-@router.get("/status", summary="Lag, applied offsets, dead-letter counts, artifacts, bandit")
+@router.get(
+    "/status",
+    summary="Lag, applied offsets, dead-letter counts, artifacts, bandit, off-policy estimates",
+)
 async def status(res: Res) -> dict[str, Any]:
     reader = res.engine.reader
     out: dict[str, Any] = {
@@ -37,8 +42,9 @@ async def status(res: Res) -> dict[str, Any]:
         dlq = await res.store.read(
             [ops.hgetall(keys.dlq_counts(t, p)) for t in SOURCE_TOPICS for p in parts]
         )
-        post = await reader.bandit(keys, max_age_s=0)
+        policy, post = arm_posteriors(res.bundle, await reader.bandit_sums(keys, max_age_s=0))
         lag = await reader.lag()
+        [ope_json] = await res.store.read([ops.get(ope_key(res.settings.redis.key_prefix))])
     except Exception as exc:  # noqa: BLE001 - report, don't fail, the status page
         return {**out, "redis": f"unavailable: {exc}"}
     applied: dict[str, int] = {}
@@ -62,13 +68,27 @@ async def status(res: Res) -> dict[str, Any]:
                 "alpha": round(p.alpha, 3),
                 "beta": round(p.beta, 3),
                 "mean": round(p.mean, 4),
-                "feedback": round(p.pulls, 1),
-                "weights": ARMS[a],
+                "prior_mean": round(policy.priors[a].mean, 4),
+                "feedback": round(p.pulls - policy.priors[a].pulls, 1),
+                "capped": a in policy.capped,
+                "weights": dict(policy.arms[a]),
             }
             for a, p in post.items()
         },
         "arm_pulls": _arm_pulls(),
+        "ope": _ope(ope_json),
     }
+
+
+def _ope(raw: bytes | None) -> dict[str, Any] | None:
+    """The latest ``encore ope`` result (None: never run)."""
+    if raw is None:
+        return None
+    try:
+        out = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return {"error": f"unreadable result: {exc}"}
+    return out if isinstance(out, dict) else {"error": "unreadable result: not an object"}
 
 
 def _arm_pulls() -> dict[str, float]:

@@ -85,7 +85,10 @@ async def user_recommendations(
     exclude_artists: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> dict[str, Any]:
     filters = _filters(genres, year_min, year_max, exclude_artists)
-    return await personal(res.engine, res.bundle, user_id, _n(res, n), filters, context)
+    answer = await personal(res.engine, res.bundle, user_id, _n(res, n), filters, context)
+    if res.served is not None:
+        res.served.offer(answer)  # queued; sent in the background
+    return answer
 
 
 @router.post(
@@ -196,6 +199,8 @@ async def playlist(
     res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 25
 ) -> Response:
     recs = await personal(res.engine, res.bundle, user_id, _n(res, n), Filters(), "playlist")
+    if res.served is not None:
+        res.served.offer(recs)
     body = xspf(f"Encore for {user_id}", user_id, recs["items"], recs["rec_id"])
     return Response(
         body,

@@ -1,5 +1,6 @@
 // Operator panel: polls /v1/admin/status with the admin key; lag, apply rate, dead
-// letters (redrive), artifact versions (retrain), bandit arm shares and reward rates.
+// letters (redrive), artifact versions (retrain), bandit arm shares and reward rates,
+// and the latest off-policy estimates (`encore ope`) beside the live reward rates.
 
 import { $, api, clearError, h, put, showError, sparkline, state } from "./lib.js";
 
@@ -74,6 +75,7 @@ function render(d, ms) {
   renderDead(d.dead_letters || {});
   renderArtifacts(d.artifacts || {}, d.artifact_failures || {});
   renderBandit(d.bandit || {}, d.arm_pulls || {});
+  renderOpe(d.ope, d.bandit || {});
 }
 
 function renderStream(d) {
@@ -157,6 +159,33 @@ function renderBandit(bandit, pulls) {
     rows.length
       ? table(["arm", "share of requests", "reward rate"], rows, "Shares count requests served by this API process")
       : h("p", { class: "meta" }, "No bandit state yet."),
+  );
+}
+
+function estimateCell(e) {
+  if (!e || e.value === null) return h("td", { class: "meta" }, "–");
+  return h("td", {}, e.value.toFixed(3), h("span", { class: "sub" }, `[${e.low.toFixed(3)}, ${e.high.toFixed(3)}]`));
+}
+
+function renderOpe(ope, bandit) {
+  const box = $("ops-ope");
+  if (!ope) return put(box, h("p", { class: "meta" }, "No off-policy estimates yet: run “encore ope”."));
+  if (ope.error) return put(box, h("p", { class: "error" }, `Off-policy estimates: ${ope.error}`));
+  const arms = [...new Set([...Object.keys(ope.arms || {}), ...Object.keys(bandit)])].sort();
+  const rows = arms.map((arm) => {
+    const e = (ope.arms || {})[arm] || {};
+    const live = bandit[arm] ? bandit[arm].mean.toFixed(3) : "–";
+    return h("tr", {},
+      h("th", { scope: "row" }, arm),
+      h("td", {}, live, h("span", { class: "sub" }, "per feedback")),
+      h("td", {}, String(e.lists ?? 0), h("span", { class: "sub" }, `ESS ${Math.round(e.ess ?? 0)}`)),
+      estimateCell(e.ips), estimateCell(e.snips), estimateCell(e.dr));
+  });
+  const when = new Date(ope.computed_at).toLocaleString();
+  put(box,
+    table(["arm", "live reward rate", "logged lists", "IPS", "SNIPS", "DR"], rows,
+      `Off-policy estimates of “always this arm” (encore ope, ${when}): reward per served track, 95% intervals; ` +
+      `${ope.lists} lists, ${ope.feedback_joined} feedback`),
   );
 }
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 import uvicorn
@@ -240,10 +244,41 @@ def test_operator_panel_shows_lag_artifacts_and_bandit(page: Page, stack: Stack)
     expect(page.locator("#ops-rate")).not_to_have_text("…")  # a second poll gave a rate
     expect(page.locator("#ops-bandit table")).to_contain_text("balanced")
     expect(page.locator("#ops-dead-total")).to_be_visible()
+    # off-policy estimates from a real `encore ope` run over this stack's served lists
+    ope = _run_ope(stack)
+    assert ope["lists"] >= 1
+    expect(page.locator("#ops-ope table")).to_contain_text("DR")
+    expect(page.locator("#ops-ope table")).to_contain_text(f"{ope['lists']} lists")
     # not clicked: the session broker's dead letters belong to other tests too
     expect(page.get_by_role("button", name="Redrive dead letters")).to_be_enabled()
     expect(page.get_by_role("button", name="Retrain from the event log")).to_be_enabled()
     page.screenshot(path=str(SHOTS / "operator.png"), full_page=True)
+
+
+def _run_ope(stack: Stack) -> dict[str, Any]:
+    """`encore ope` as a process against the stack, once a served list is on the topic."""
+    r = httpx.get(f"{stack.base}/v1/users/{USER}/recommendations", timeout=30)
+    assert r.status_code == 200, r.text
+    env = {
+        **os.environ,
+        "ENCORE_KAFKA_BOOTSTRAP": stack.env.broker.address,
+        "ENCORE_KAFKA_PARTITIONS": str(PARTITIONS),
+        "ENCORE_REDIS_URL": stack.env.redis_url,
+    }
+    for _ in range(5):
+        run = subprocess.run(
+            [sys.executable, "-m", "encore.cli", "ope", "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        result: dict[str, Any] = orjson.loads(run.stdout)
+        if result["lists"]:
+            return result
+        time.sleep(1)
+    return result
 
 
 def _wav(seconds: float = 0.5, rate: int = 8000) -> bytes:
