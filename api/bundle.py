@@ -23,6 +23,7 @@ from api import metrics
 from models import fingerprint as fp
 from models.index import build_index
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
+from models.io.queryspace import load_query_space
 
 log = logging.getLogger(__name__)
 KINDS = ("als", "content", "fingerprint")
@@ -91,6 +92,7 @@ class Content:
     lexicon: dict[str, tuple[float, float]]
     genres: frozenset[str]
     artist_names: dict[str, str]  # lower-case name -> artist id
+    query_space: Any = None  # models.query.QuerySpace of the tag files, None in older versions
 
     def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the text space."""
@@ -220,6 +222,7 @@ def load_content(art: Artifact) -> Content:
             for i in items
             if i.get("artist")
         },
+        query_space=load_query_space(art),
     )
     _smoke(content.text_index, text, f"content/{art.version}")
     return content
