@@ -166,6 +166,42 @@ def test_query_recommendations_detect_mood(api: tuple[TestClient, Settings]) -> 
     assert genre["query_type"] == "genre"
 
 
+def test_mood_queries_use_the_tag_space(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    body = client.post("/v1/recommend", json={"query": "something to fall asleep to"}).json()
+    assert body["query_type"] == "mood"
+    assert body["expanded_tags"]
+    assert "no_tag_space" not in body["degraded_reasons"]
+    assert body["items"]
+    tags = {t["tag"] for t in body["expanded_tags"]}
+    demo = {t.track_id: t for t in _demo(client).tracks}
+    top = [demo[i["track_id"]] for i in body["items"][:5]]
+    assert sum(bool(tags & {x.lower() for x in t.tags}) for t in top) >= 3
+    artist = _demo(client).tracks[0].artist
+    named = client.post("/v1/recommend", json={"query": artist}).json()
+    assert named["query_type"] == "artist"
+    assert named["items"][0]["artist"] == artist
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("   ", "empty"),
+        ("?!?! ... ;-)", "no_words"),
+        ("ночная поездка по городу", "unsupported_language"),
+        ("夜のドライブ", "unsupported_language"),
+    ],
+)
+def test_queries_without_readable_words_get_422(
+    api: tuple[TestClient, Settings], query: str, reason: str
+) -> None:
+    client, _ = api
+    r = client.post("/v1/recommend", json={"query": query})
+    assert r.status_code == 422, r.text
+    assert "query" in r.text
+    assert reason in r.text
+
+
 def test_similar_radio_track_page_and_users(api: tuple[TestClient, Settings]) -> None:
     client, _ = api
     demo = _demo(client)
