@@ -33,7 +33,7 @@ from models.settings import (
 from models.topics import INTERACTIONS, TRACKS, partition_for
 from streams.applier import Record
 from streams.wiring import build_applier, discard_dead_letters
-from tests.apikit import Built, build, demo_data, publish_als
+from tests.apikit import Built, build, demo_data, publish_als, publish_content
 from tests.streamkit import redis_db_url
 
 P = 6
@@ -326,3 +326,17 @@ def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None
         assert "collab" in body["candidates"]  # the batch model still personalises
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+
+
+def test_content_without_a_tag_space_still_answers_queries(tmp_path: Path) -> None:
+    demo = demo_data(n_tracks=120, n_users=40)
+    store = ArtifactStore(tmp_path)
+    publish_content(store, demo, publish_als(store, demo), tag_space=False)
+    settings = _settings("redis://127.0.0.1:1/0", tmp_path)
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/recommend", json={"query": "songs for a long night drive"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert "no_tag_space" in body["degraded_reasons"]
+        assert body["expanded_tags"] == []
+        assert body["items"]
