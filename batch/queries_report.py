@@ -19,7 +19,7 @@ import numpy as np
 
 from batch import queries as qs
 from models.query import WEIGHTS
-from models.tagspace import MIN_TAG_ITEMS, TAG_TEMPLATE, TEMPERATURE, TOP_TAGS
+from models.tagspace import MIN_TAG_SHARE, TAG_TEMPLATE, TEMPERATURE, TOP_TAGS
 
 Log = Callable[[str], None]
 
@@ -77,7 +77,7 @@ def run(queries_file: Path, folder: Path, cache: Path, log: Log) -> dict[str, An
         "params": {
             "top_tags": TOP_TAGS,
             "temperature": TEMPERATURE,
-            "min_tag_items": MIN_TAG_ITEMS,
+            "min_tag_share": MIN_TAG_SHARE,
             "tag_template": TAG_TEMPLATE,
             "weights": WEIGHTS,
             "vocabulary": len(a.space.tags.tags),
@@ -116,10 +116,11 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         f"Intents decided: {result['intents']}.",
         "",
-        "Tuned: only global parameters, on the odd lines of the file: the tags a query "
+        "Tuned: only global parameters, by a small grid search on the odd lines of the file "
+        "(mean P@10): the tags a query "
         f"expands into ({p['top_tags']}), the softmax temperature ({p['temperature']}), the "
-        f"tag phrasing (`{p['tag_template']}`), the least items per tag "
-        f"({p['min_tag_items']}) and the blend weights per intent. Nothing is set per query; "
+        f"tag phrasing (`{p['tag_template']}`), the least share of items per tag "
+        f"({p['min_tag_share']}) and the blend weights per intent. Nothing is set per query; "
         "the even lines were not looked at while tuning. "
         f"Vocabulary: {p['vocabulary']} tags after dropping generic ones.",
         "",

@@ -44,7 +44,7 @@ STOPWORDS = frozenset(
 )  # fmt: skip
 FILLER = frozenset(
     {
-        "play", "playing", "put", "give", "find", "want", "need", "like", "similar", "songs",
+        "play", "playing", "put", "give", "find", "like", "similar", "songs",
         "song", "music", "tracks", "track", "tunes", "tune", "something", "stuff", "please",
         "plays", "listen", "listening", "hear", "artist", "band", "bands", "by",
     }

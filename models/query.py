@@ -105,9 +105,9 @@ def mood_similarity(moods: np.ndarray, target: tuple[float, float]) -> np.ndarra
 
 
 WEIGHTS: dict[str, dict[str, float]] = {
-    "mood": {"tags": 0.75, "mood": 0.1, "audio": 0.05, "prior": 0.1},
-    "genre": {"tags": 0.85, "mood": 0.0, "audio": 0.05, "prior": 0.1},
-    "mix": {"tags": 0.4, "artist": 0.4, "mood": 0.05, "prior": 0.15},
+    "mood": {"tags": 0.4, "mood": 0.1, "audio": 0.05, "prior": 0.5},
+    "genre": {"tags": 0.45, "mood": 0.0, "audio": 0.05, "prior": 0.5},
+    "mix": {"tags": 0.3, "artist": 0.3, "mood": 0.05, "prior": 0.35},
     "artist": {"name": 0.5, "text": 0.4, "prior": 0.1},
 }
 """Blend of each intent's parts (global; see ``reports/lastfm-2k/queries.md``)."""

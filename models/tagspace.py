@@ -11,11 +11,12 @@ position in the item's tag list (tags are listed most-used first).
 Tags that describe the listener's relation to the music rather than the music
 ("seen live", "favourites", "awesome", "love", "<3") are left out of the
 vocabulary (:func:`is_generic`), as are tags that only name the artist they
-are on, and tags on fewer than :data:`MIN_TAG_ITEMS` items.
+are on, and tags on fewer than :func:`least_items` items.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,12 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-TOP_TAGS = 8
+TOP_TAGS = 16
 """Tags a query expands into."""
-TEMPERATURE = 0.03
+TEMPERATURE = 0.1
 """Softmax temperature over the expanded tags' cosine similarities."""
 MIN_TAG_ITEMS = 3
-"""Least items a tag must be on to enter the vocabulary."""
+"""Least items a tag must be on to enter the vocabulary..."""
+MIN_TAG_SHARE = 0.0028
+"""...and least share of the catalog (50 of Last.fm's 17,632 artists): rarer tags are
+mostly one listener's private words ("songs that make me sleepy")."""
 TAG_TEMPLATE = "{tag} music"
 """How a tag is phrased before it is embedded."""
 GENERIC_TAGS = frozenset(
@@ -72,9 +76,12 @@ class TagSpace:
     items: sp.csr_matrix
 
     def expand(
-        self, query: np.ndarray, k: int = TOP_TAGS, temperature: float = TEMPERATURE
+        self, query: np.ndarray, k: int | None = None, temperature: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The query's k closest tags (rows) and their softmax weights (sum 1)."""
+        """The query's k closest tags (rows) and their softmax weights (sum 1); defaults
+        :data:`TOP_TAGS` and :data:`TEMPERATURE`."""
+        k = TOP_TAGS if k is None else k
+        temperature = TEMPERATURE if temperature is None else temperature
         if not self.tags:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         sims = self.vectors @ np.asarray(query, dtype=np.float32).ravel()
@@ -129,14 +136,20 @@ def item_matrix(item_tags: Sequence[Sequence[str]], tags: Sequence[str]) -> sp.c
     )
 
 
+def least_items(n_items: int) -> int:
+    """Least items a tag must be on in a catalog of ``n_items``."""
+    return max(MIN_TAG_ITEMS, math.ceil(MIN_TAG_SHARE * n_items))
+
+
 def build(
     item_tags: Sequence[Sequence[str]],
     encode: Callable[[list[str]], np.ndarray],
     artists: Sequence[str | None] = (),
-    min_items: int = MIN_TAG_ITEMS,
+    min_items: int | None = None,
 ) -> TagSpace:
     """The tag space of a catalog; ``encode`` embeds texts as unit vectors."""
-    tags = vocabulary(item_tags, artists, min_items)
+    least = least_items(len(item_tags)) if min_items is None else min_items
+    tags = vocabulary(item_tags, artists, least)
     vectors = (
         np.asarray(encode([TAG_TEMPLATE.format(tag=t) for t in tags]), dtype=np.float32)
         if tags
