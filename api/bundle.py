@@ -23,6 +23,7 @@ from api import metrics
 from models import fingerprint as fp
 from models.bandit import Policy
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
+from models.io.queryspace import load_query_space
 from models.serving import (
     Bundle,
     Collab,
@@ -133,6 +134,7 @@ def load_content(art: Artifact) -> Content:
             for i in items
             if i.get("artist")
         },
+        query_space=load_query_space(art),
     )
     smoke(content.text_index, text, f"content/{art.version}")
     return content

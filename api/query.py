@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+from fastapi import HTTPException
 
 from api import metrics
 from api.bundle import Bundle, Content
 from api.reader import CatalogTrack
 from api.recommend import Engine, Timer, artist_key, enrich, item_json, track_info
+from models.intent import QUERY_PROBLEMS, query_problem
 from models.io.text import TextModel
-from models.query import WEIGHTS_BY_TYPE, detect_mood, detect_type, mood_similarity
+from models.query import (
+    QuerySpace,
+    candidates,
+    detect_mood,
+    rank,
+    rerank_weights,
+    space_from_items,
+)
 from models.ranking import LRU
 from models.rerank import Candidate, Context, Filters, describe, merge, rerank
+from models.tagspace import TagSpace
+
+CANDIDATES = 200
+"""Ranked items handed to the rerank (filters and artist spacing pick from them)."""
 
 
 class QueryEmbedder:
@@ -39,36 +52,22 @@ class QueryEmbedder:
         return hit  # type: ignore[no-any-return]
 
 
-def _signals_for(
-    pool: list[Candidate],
-    content: Content,
-    bundle: Bundle,
-    text_vec: np.ndarray,
-    mood: tuple[float, float] | None,
-    audio_q: np.ndarray | None,
-) -> None:
-    """Fill text, mood, audio and popularity signals for every candidate the models know."""
-    rows = [content.row.get(c.track_id) for c in pool]
-    known = [i for i, r in enumerate(rows) if r is not None]
-    idx = np.array([rows[i] for i in known], dtype=np.int64)
-    if not len(idx):
-        return
-    text = content.text[idx] @ text_vec
-    moods = mood_similarity(content.mood[idx], mood) if mood else None
-    audio = (
-        content.audio[idx] @ audio_q if content.audio is not None and audio_q is not None else None
-    )
-    for j, i in enumerate(known):
-        c = pool[i]
-        c.signals["text"] = float(text[j])
-        if moods is not None:
-            c.signals["mood"] = float(moods[j])
-        if audio is not None:
-            c.signals["audio"] = float(audio[j])
-        if bundle.collab is not None and c.track_id in bundle.collab.row:
-            c.signals["popularity"] = math.log1p(
-                float(bundle.collab.popularity[bundle.collab.row[c.track_id]])
-            )
+_FALLBACK: dict[str, QuerySpace] = {}
+
+
+def _fallback_space(content: Content) -> QuerySpace:
+    """Names and priors without a tag space (descriptive queries then use the text space)."""
+    space = _FALLBACK.get(content.version)
+    if space is None:
+        empty = TagSpace(
+            [],
+            np.zeros((0, content.text.shape[1]), np.float32),
+            sp.csr_matrix((len(content.ids), 0), dtype=np.float32),
+        )
+        space = space_from_items(content.items, empty, content.genres)
+        _FALLBACK.clear()
+        _FALLBACK[content.version] = space
+    return space
 
 
 def mood_json(content: Content | None, track: str) -> dict[str, float] | None:
@@ -87,7 +86,10 @@ async def query_recs(
     top_k: int,
     filters: Filters,
 ) -> dict[str, Any]:
-    """``POST /v1/recommend``."""
+    """``POST /v1/recommend`` (422 for a query with no words or in an unreadable script)."""
+    problem = query_problem(query)
+    if problem is not None:
+        raise HTTPException(422, f"query: {QUERY_PROBLEMS[problem]} ({problem})")
     timer = Timer("query")
     content = bundle.content
     base: dict[str, Any] = {
@@ -110,39 +112,28 @@ async def query_recs(
             "timings_ms": timer.stages,
         }
     mood = detect_mood(query, vec, content.lexicon, content.text_to_mood, content.text_to_mood_bias)
-    qtype = detect_type(
-        query, genres=content.genres, artists=content.artist_names, lexicon=content.lexicon
-    )
-    weights = WEIGHTS_BY_TYPE[qtype]
-    timer.lap("understand")
-
-    rows, scores = content.search_text(vec, 200)
-    text_c = [
-        Candidate(content.ids[r], {"text": float(s)}, ["text"])
-        for r, s in zip(rows, scores, strict=True)
-    ]
     target = (mood.valence, mood.arousal) if mood.source != "none" else None
-    mood_c: list[Candidate] = []
-    if target is not None:
-        sims = mood_similarity(content.mood, target)
-        top = np.argsort(-sims, kind="stable")[:200]
-        mood_c = [Candidate(content.ids[r], {"mood": float(sims[r])}, ["mood"]) for r in top]
-    audio_q = None
-    audio_c: list[Candidate] = []
-    if content.audio is not None and len(rows):
-        audio_q = content.audio[rows[:10]].mean(axis=0)
-        a_rows, a_scores = content.search_audio(audio_q, 100)
-        audio_c = [
-            Candidate(content.ids[r], {"audio": float(s)}, ["audio"])
-            for r, s in zip(a_rows, a_scores, strict=True)
-        ]
-        audio_q = audio_q / max(float(np.linalg.norm(audio_q)), 1e-9)
-    pool = merge([text_c, mood_c, audio_c])
-    _signals_for(pool, content, bundle, vec, target, audio_q)
+    space = content.query_space
+    degraded: list[str] = []
+    if space is None:  # a content version published before the tag space
+        space = _fallback_space(content)
+        degraded.append("no_tag_space")
+    timer.lap("understand")
+    ranking = rank(
+        query,
+        vec,
+        space,
+        text=content.text,
+        mood=content.mood,
+        audio=content.audio,
+        target=target,
+        k=CANDIDATES,
+        lexicon=frozenset(content.lexicon),
+    )
+    pool = candidates(ranking, content.ids)
     timer.lap("retrieve")
 
     catalog: dict[str, CatalogTrack] = {}
-    degraded: list[str] = []
     keys = None
     if engine.reader is not None:
         try:
@@ -152,7 +143,7 @@ async def query_recs(
     await enrich(engine, bundle, keys, pool, catalog, degraded)
     ranked = rerank(
         pool,
-        weights,
+        rerank_weights(ranking),
         n=top_k,
         filters=filters,
         ctx=Context(),
@@ -170,8 +161,9 @@ async def query_recs(
         items.append(item)
     return {
         **base,
-        "query_type": qtype,
-        "weights": weights,
+        "query_type": ranking.intent.kind,
+        "weights": ranking.parts,
+        "expanded_tags": [{"tag": t, "weight": w} for t, w in ranking.tags],
         "mood_detected": {
             "valence": round(mood.valence, 3),
             "arousal": round(mood.arousal, 3),

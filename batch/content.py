@@ -19,6 +19,9 @@ Files (the contract the API and the stream workers read):
 ``lexicon.json``               mood word -> [valence, arousal]
 ``lexicon_vectors.npy``        embedded lexicon centroids, rows in sorted word order
 ``audio_mean/std/components``  the audio reducer, to place new audio in ``audio.npy``
+``tags.json``, ``tag_vectors``, the descriptive space of mood queries: the tag
+``item_tags_*.npy``            vocabulary without generic tags, embedded, and the
+                               items x tags matrix (:mod:`models.io.queryspace`)
 =============================  ================================================
 
 Text vectors of unchanged texts are reused from the previous content version,
@@ -41,7 +44,9 @@ from batch.publish import write_index
 from batch.text import MODEL_NAME, embed_with_cache, encoder, text_key
 from models.content import track_text
 from models.io.artifacts import ArtifactError, ArtifactStore, save_array, save_json
+from models.io.queryspace import save_tag_space
 from models.mood import LEXICON
+from models.tagspace import build as build_tag_space
 
 Step = Callable[[str, int], Callable[[int], None]]
 """Progress factory: (step name, total) -> advance(n)."""
@@ -182,6 +187,12 @@ def train_content(
     save_array(path, "text_to_mood_bias", text_mood.bias)
     save_json(path, "lexicon.json", {w: list(LEXICON[w]) for w in text_mood.words})
     save_array(path, "lexicon_vectors", text_mood.vectors)
+    tag_space = build_tag_space(
+        [it.get("tags") or [] for it in items],
+        encoder().encode,
+        [it.get("artist") for it in items],
+    )
+    save_tag_space(path, tag_space)
     if reducer is not None:
         save_array(path, "audio_mean", reducer.mean.astype(np.float32))
         save_array(path, "audio_std", reducer.std.astype(np.float32))
@@ -210,6 +221,7 @@ def train_content(
         "cue_model": None if cues is None else cues.params(),
         "lexicon_key": _lexicon_key(),
         "mood_blend": {"audio": 0.5, "tags": 0.3, "text": 0.2},
+        "query_tags": len(tag_space.tags),
     }
     info = {
         **data.info,

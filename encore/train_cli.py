@@ -143,9 +143,19 @@ def evaluate(
     out: Annotated[
         Path | None, typer.Option(help="Report folder (default reports/<dataset>).")
     ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead: score free-text queries (JSON lines of query and relevant tags; "
+            "e.g. batch/data/mood_queries.jsonl) and write <out>/queries.{md,json}."
+        ),
+    ] = None,
 ) -> None:
     """Compare every model on a public dataset (full ranking) and write a report."""
     _one_thread()
+    if queries is not None:
+        _eval_queries(dataset, queries, _lastfm_path(path), out)
+        return
     from batch import evaluate as ev
     from batch import report
     from models.ranking import RankConfig
@@ -189,6 +199,31 @@ class RecKind(StrEnum):
     als = "als"
     lightgcn = "lightgcn"
     hybrid = "hybrid"
+
+
+def _eval_queries(dataset: EvalDataset, file: Path, folder: Path | None, out: Path | None) -> None:
+    """``encore eval --queries``: P@10 and NDCG@10 of the query route vs. a text baseline."""
+    from batch import queries_report
+    from batch.queries import QueryFileError, read_queries
+
+    try:
+        read_queries(file)  # a bad file fails before anything is loaded
+    except QueryFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if dataset is not EvalDataset.lastfm_2k:
+        raise typer.BadParameter("--queries is judged by Last.fm tags: use --dataset lastfm-2k")
+    if folder is None:
+        raise typer.BadParameter("pass --path to the hetrec2011-lastfm-2k folder")
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - started:7.1f}s] {message}", err=True)
+
+    result = queries_report.run(file, folder, Path("var") / "eval" / dataset.value, log)
+    command = f"encore eval --queries {file} --dataset {dataset.value} --path {folder}"
+    md = queries_report.write(result, out or Path("reports") / dataset.value, command)
+    typer.echo(str(md))
 
 
 @app.command("recommend-batch")

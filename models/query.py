@@ -10,49 +10,28 @@ Mood is valence (negative .. positive) and arousal (calm .. energetic), both in
 
 With lexicon hits the blend leans on them (they are explicit); without, the
 regression alone decides.
+
+What a query is about decides where it is looked up (:func:`rank`): a catalog
+name (:mod:`models.intent`) goes to name text and the text space; a genre, mood,
+activity or situation goes to the catalog's descriptive space
+(:mod:`models.tagspace`: tags, plus valence/arousal and audio as smaller
+parts); a mix of a name and descriptive words blends both. API and
+``encore eval --queries`` both rank with :func:`rank`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-QUERY_TYPES = ("mood", "genre", "artist", "attribute", "free")
-ATTRIBUTE_WORDS = frozenset(
-    {
-        "fast",
-        "slow",
-        "acoustic",
-        "instrumental",
-        "live",
-        "loud",
-        "quiet",
-        "upbeat",
-        "danceable",
-        "vocal",
-        "piano",
-        "guitar",
-        "electronic",
-        "bpm",
-        "tempo",
-        "short",
-        "long",
-    }
-)
-_DECADE = re.compile(r"\b(?:19|20)?([0-9])0s\b")
-_WORD = re.compile(r"[a-z0-9']+")
+from models.intent import Intent, NameIndex, classify
+from models.rerank import Candidate
+from models.tagspace import TagSpace
 
-WEIGHTS_BY_TYPE: dict[str, dict[str, float]] = {
-    "mood": {"text": 0.3, "mood": 0.5, "audio": 0.1, "popularity": 0.1},
-    "genre": {"text": 0.6, "mood": 0.1, "audio": 0.15, "popularity": 0.15},
-    "artist": {"text": 0.7, "mood": 0.05, "audio": 0.15, "popularity": 0.1},
-    "attribute": {"text": 0.4, "mood": 0.2, "audio": 0.3, "popularity": 0.1},
-    "free": {"text": 0.5, "mood": 0.3, "audio": 0.1, "popularity": 0.1},
-}
-"""Blend weights of the query route's signals, adapted to the query type."""
+_WORD = re.compile(r"[a-z0-9']+")
 
 
 @dataclass(frozen=True)
@@ -119,32 +98,171 @@ def detect_mood(
     return Mood(0.0, 0.0, (), "none")
 
 
-def detect_type(
-    text: str,
-    *,
-    genres: Iterable[str],
-    artists: Iterable[str],
-    lexicon: Mapping[str, tuple[float, float]],
-) -> str:
-    """The query's type: artist, genre, attribute, mood, or free text."""
-    low = " " + " ".join(tokens(text)) + " "
-    for a in artists:
-        name = " " + " ".join(tokens(a)) + " "
-        if len(name.strip()) >= 3 and name in low:
-            return "artist"
-    for g in genres:
-        name = " " + " ".join(tokens(g)) + " "
-        if name.strip() and name in low:
-            return "genre"
-    words = set(tokens(text))
-    if words & ATTRIBUTE_WORDS or _DECADE.search(text.lower()):
-        return "attribute"
-    if lexicon_hits(text, lexicon):
-        return "mood"
-    return "free"
-
-
 def mood_similarity(moods: np.ndarray, target: tuple[float, float]) -> np.ndarray:
     """Closeness of tracks' (valence, arousal) to a target, in [0, 1]."""
     d = np.linalg.norm(moods - np.asarray(target, dtype=np.float32), axis=1)
     return np.asarray(1.0 - d / np.sqrt(8.0), dtype=np.float32)
+
+
+WEIGHTS: dict[str, dict[str, float]] = {
+    "mood": {"tags": 0.4, "mood": 0.1, "audio": 0.05, "prior": 0.5},
+    "genre": {"tags": 0.45, "mood": 0.0, "audio": 0.05, "prior": 0.5},
+    "mix": {"tags": 0.3, "artist": 0.3, "mood": 0.05, "prior": 0.35},
+    "artist": {"name": 0.5, "text": 0.4, "prior": 0.1},
+}
+"""Blend of each intent's parts (global; see ``reports/lastfm-2k/queries.md``)."""
+TIER_PRIOR = {"head": 1.0, "mid": 0.6, "tail": 0.3, "cold": 0.0}
+"""Popularity tier -> prior in [0, 1] (well-known items carry more, and more reliable, tags)."""
+GENRE_TAGS = frozenset(
+    {
+        "rock", "pop", "jazz", "blues", "metal", "folk", "country", "soul", "funk", "punk",
+        "reggae", "ska", "disco", "house", "techno", "trance", "ambient", "classical",
+        "electronic", "electronica", "indie", "alternative", "hip-hop", "hip hop", "rap", "rnb",
+        "grunge", "emo", "hardcore", "industrial", "gothic", "new wave", "synthpop", "dubstep",
+        "drum and bass", "trip-hop", "post-rock", "shoegaze", "britpop", "latin", "gospel",
+        "opera", "swing", "bossa nova", "heavy metal", "death metal", "post-punk",
+    }
+)  # fmt: skip
+"""Well-known genre names, besides the catalog's own genre field."""
+AUDIO_SEEDS = 10
+"""Top descriptive matches whose audio centroid is the query's audio target."""
+
+
+@dataclass(frozen=True)
+class QuerySpace:
+    """What :func:`rank` needs besides the content arrays, built once per content version."""
+
+    tags: TagSpace
+    names: NameIndex
+    prior: np.ndarray  # (n,) in [0, 1]
+    has_audio: np.ndarray  # (n,) bool: real (or imputed) audio features
+    genres: frozenset[str]
+    descriptive: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A ranked answer: rows and scores, best first, with what it rests on."""
+
+    intent: Intent
+    rows: np.ndarray
+    scores: np.ndarray
+    tags: tuple[tuple[str, float], ...] = ()
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def signal(self) -> str:
+        """The rerank signal name: ``mood`` for descriptive answers, ``text`` for names."""
+        return "mood" if self.intent.kind in ("mood", "mix") else "text"
+
+
+def space_from_items(
+    items: list[dict[str, object]], tags: TagSpace, extra_genres: frozenset[str] = frozenset()
+) -> QuerySpace:
+    """A :class:`QuerySpace` from the content artifact's ``items.json`` and tag space."""
+    names: list[tuple[str, int]] = []
+    for i, it in enumerate(items):
+        for key in ("artist", "title"):
+            v = it.get(key)
+            if isinstance(v, str) and v:
+                names.append((v, i))
+    genres = {str(it["genre"]).lower() for it in items if it.get("genre")}
+    prior = np.array(
+        [TIER_PRIOR.get(str(it.get("popularity_tier") or "cold"), 0.0) for it in items],
+        dtype=np.float32,
+    )
+    audio = np.array([bool(it.get("has_audio")) for it in items], dtype=bool)
+    vocab = frozenset(tags.tags)
+    return QuerySpace(
+        tags,
+        NameIndex.build(names),
+        prior,
+        audio,
+        frozenset(genres | (GENRE_TAGS & vocab) | extra_genres),
+        vocab,
+    )
+
+
+def _unit_max(x: np.ndarray) -> np.ndarray:
+    top = float(x.max()) if x.size else 0.0
+    return np.asarray(x / top if top > 0 else np.zeros_like(x), dtype=np.float32)
+
+
+def rank(
+    query: str,
+    vec: np.ndarray,
+    space: QuerySpace,
+    *,
+    text: np.ndarray,
+    mood: np.ndarray,
+    audio: np.ndarray | None,
+    target: tuple[float, float] | None,
+    k: int,
+    lexicon: frozenset[str] = frozenset(),
+) -> Ranking:
+    """The top-k items for a query (``vec`` its unit embedding; ``text``, ``mood`` and
+    ``audio`` the content artifact's item arrays; ``target`` the detected valence and
+    arousal)."""
+    intent = classify(
+        query, space.names, genres=space.genres, descriptive=space.descriptive | lexicon
+    )
+    w = WEIGHTS[intent.kind]
+    n = len(space.prior)
+    total = w.get("prior", 0.0) * space.prior
+    tags: tuple[tuple[str, float], ...] = ()
+    if intent.kind == "artist":
+        named = np.zeros(n, dtype=np.float32)
+        named[list(intent.rows)] = 1.0
+        total = total + w["name"] * named + w["text"] * np.clip(text @ vec, 0.0, 1.0)
+    else:
+        rows, weights = space.tags.expand(vec)
+        descr = (
+            _unit_max(space.tags.scores(rows, weights))
+            if space.tags.tags
+            else np.clip(text @ vec, 0.0, 1.0)  # no tag space published: the text space
+        )
+        tags = tuple(
+            (space.tags.tags[r], round(float(x), 3)) for r, x in zip(rows, weights, strict=True)
+        )
+        total = total + w["tags"] * descr
+        if target is not None and w.get("mood"):
+            total = total + w["mood"] * mood_similarity(mood, target)
+        if audio is not None and w.get("audio") and space.has_audio.any():
+            total = total + w["audio"] * _audio_part(descr, audio, space.has_audio)
+        if intent.kind == "mix":
+            seed = text[list(intent.rows)].mean(axis=0)
+            seed = seed / max(float(np.linalg.norm(seed)), 1e-9)
+            near = np.clip(text @ seed, 0.0, 1.0)
+            near[list(intent.rows)] = 1.0
+            total = total + w["artist"] * near
+    k = max(0, min(k, n))
+    top = np.argpartition(-total, k - 1)[:k] if 0 < k < n else np.arange(n)[:k]
+    top = top[np.lexsort((top, -total[top]))]
+    return Ranking(intent, top.astype(np.int64), total[top].astype(np.float32), tags, dict(w))
+
+
+def _audio_part(descr: np.ndarray, audio: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Closeness in the audio space to the centroid of the best descriptive matches with
+    audio (items without audio get 0)."""
+    cand = np.flatnonzero(has & (descr > 0))
+    out = np.zeros(len(descr), dtype=np.float32)
+    if not cand.size:
+        return out
+    seeds = cand[np.argsort(-descr[cand], kind="stable")[:AUDIO_SEEDS]]
+    centre = audio[seeds].mean(axis=0)
+    centre = centre / max(float(np.linalg.norm(centre)), 1e-9)
+    out[has] = np.clip(audio[has] @ centre, 0.0, 1.0)
+    return out
+
+
+def candidates(ranking: Ranking, ids: list[str]) -> list[Candidate]:
+    """The ranked rows as rerank candidates, their score under :attr:`Ranking.signal`."""
+    return [
+        Candidate(ids[r], {ranking.signal: float(s)}, [ranking.intent.kind])
+        for r, s in zip(ranking.rows, ranking.scores, strict=True)
+    ]
+
+
+def rerank_weights(ranking: Ranking) -> dict[str, float]:
+    """Rerank weights for :func:`candidates` (the ranking's score is the whole score)."""
+    return {ranking.signal: 1.0}

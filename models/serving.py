@@ -186,6 +186,7 @@ class Content:
     lexicon: dict[str, tuple[float, float]]
     genres: frozenset[str]
     artist_names: dict[str, str]  # lower-case name -> artist id
+    query_space: Any = None  # models.query.QuerySpace of the tag files, None in older versions
 
     def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the text space."""

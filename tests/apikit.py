@@ -14,7 +14,9 @@ import scipy.sparse as sp
 from models.content import track_text
 from models.demo import GENRES, DemoData, generate
 from models.io.artifacts import ArtifactStore, save_array, save_json
+from models.io.queryspace import save_tag_space
 from models.io.text import TextModel
+from models.tagspace import build as build_tag_space
 
 LEXICON = {
     "happy": (0.8, 0.4),
@@ -100,7 +102,9 @@ def _ridge(x: np.ndarray, y: np.ndarray, lam: float = 1.0) -> tuple[np.ndarray, 
     return w.astype(np.float32), (ym - xm @ w).astype(np.float32)
 
 
-def publish_content(store: ArtifactStore, demo: DemoData, als_version: str) -> str:
+def publish_content(
+    store: ArtifactStore, demo: DemoData, als_version: str, *, tag_space: bool = True
+) -> str:
     """Text vectors, genre-derived mood and the linear maps, as the "content" artifact."""
     als = store.load("als", als_version)
     cf = np.asarray(als.array("item_factors.npy"), dtype=np.float32)
@@ -141,6 +145,11 @@ def publish_content(store: ArtifactStore, demo: DemoData, als_version: str) -> s
     save_array(path, "text_to_mood", w_mood)
     save_array(path, "text_to_mood_bias", b_mood)
     save_json(path, "lexicon.json", {k: list(v) for k, v in LEXICON.items()})
+    if tag_space:
+        tags = build_tag_space(
+            [i["tags"] for i in items], _TEXT.encode, [i["artist"] for i in items]
+        )
+        save_tag_space(path, tags)
     return store.publish("content", path, params={"cf_version": als_version})
 
 

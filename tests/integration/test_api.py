@@ -32,7 +32,7 @@ from models.settings import (
 from models.topics import INTERACTIONS, TRACKS, partition_for
 from streams.applier import Record
 from streams.wiring import build_applier, discard_dead_letters
-from tests.apikit import Built, build, demo_data, publish_als
+from tests.apikit import Built, build, demo_data, publish_als, publish_content
 from tests.streamkit import redis_db_url
 
 P = 6
@@ -164,6 +164,42 @@ def test_query_recommendations_detect_mood(api: tuple[TestClient, Settings]) -> 
     assert genre["query_type"] == "genre"
 
 
+def test_mood_queries_use_the_tag_space(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    body = client.post("/v1/recommend", json={"query": "something to fall asleep to"}).json()
+    assert body["query_type"] == "mood"
+    assert body["expanded_tags"]
+    assert "no_tag_space" not in body["degraded_reasons"]
+    assert body["items"]
+    tags = {t["tag"] for t in body["expanded_tags"]}
+    demo = {t.track_id: t for t in _demo(client).tracks}
+    top = [demo[i["track_id"]] for i in body["items"][:5]]
+    assert sum(bool(tags & {x.lower() for x in t.tags}) for t in top) >= 3
+    artist = _demo(client).tracks[0].artist
+    named = client.post("/v1/recommend", json={"query": artist}).json()
+    assert named["query_type"] == "artist"
+    assert named["items"][0]["artist"] == artist
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("   ", "empty"),
+        ("?!?! ... ;-)", "no_words"),
+        ("ночная поездка по городу", "unsupported_language"),
+        ("夜のドライブ", "unsupported_language"),
+    ],
+)
+def test_queries_without_readable_words_get_422(
+    api: tuple[TestClient, Settings], query: str, reason: str
+) -> None:
+    client, _ = api
+    r = client.post("/v1/recommend", json={"query": query})
+    assert r.status_code == 422, r.text
+    assert "query" in r.text
+    assert reason in r.text
+
+
 def test_similar_radio_track_page_and_users(api: tuple[TestClient, Settings]) -> None:
     client, _ = api
     demo = _demo(client)
@@ -288,3 +324,17 @@ def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None
         assert "collab" in body["candidates"]  # the batch model still personalises
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+
+
+def test_content_without_a_tag_space_still_answers_queries(tmp_path: Path) -> None:
+    demo = demo_data(n_tracks=120, n_users=40)
+    store = ArtifactStore(tmp_path)
+    publish_content(store, demo, publish_als(store, demo), tag_space=False)
+    settings = _settings("redis://127.0.0.1:1/0", tmp_path)
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/recommend", json={"query": "songs for a long night drive"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert "no_tag_space" in body["degraded_reasons"]
+        assert body["expanded_tags"] == []
+        assert body["items"]

@@ -126,10 +126,17 @@ def test_lightgcn_and_hybrid_are_hot_swapped_and_the_hybrid_leads(
     favourites = [t for t in favourites if t not in shown][:30]
     version = _publish_hybrid(store, built, favourites)
     _wait_for(client, "hybrid", version)
+    assert _recs(client)["candidates"]["collab"] == len(favourites)  # ALS would give 200
+    only = "collab-heavy"  # an arm that leans on the collaborative source, for the check below
+    policy = Policy(ARMS, capped=frozenset(a for a in ARMS if a != only), explore_share=0.0)
+    _wait_for(client, "policy", store.publish("policy", store.stage("policy"), params={
+        "policy": policy.to_json()
+    }))  # fmt: skip
     after = _recs(client)
     assert after["model_versions"]["hybrid"] == version
+    assert after["arm"] == only
     collab = [i["track_id"] for i in after["items"] if "collab" in i["contributions"]]
-    assert collab, "no item carries the collaborative signal"
+    assert collab, f"no item carries the collaborative signal: {after}"
     assert set(collab) <= set(favourites)  # the collaborative source is the hybrid's list
     assert sum(t in favourites for t in [i["track_id"] for i in after["items"]][:10]) >= 5
 

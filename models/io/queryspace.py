@@ -1,0 +1,67 @@
+"""The query space's files in the ``content`` artifact: write them, read them back.
+
+=============================  ================================================
+``tags.json``                  the descriptive tag vocabulary (generic tags out)
+``tag_vectors.npy``            all-MiniLM-L6-v2 of each tag, unit rows, t x 384
+``item_tags_indptr/indices/    items x tags position weights (CSR parts)
+data.npy``
+=============================  ================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.io.artifacts import Artifact, ArtifactError, save_array, save_json
+from models.query import QuerySpace, space_from_items
+from models.tagspace import TagSpace
+
+FILES = (
+    "tags.json",
+    "tag_vectors.npy",
+    "item_tags_indptr.npy",
+    "item_tags_indices.npy",
+    "item_tags_data.npy",
+)
+
+
+def save_tag_space(path: Path, space: TagSpace) -> None:
+    """Write a tag space into a staged artifact directory."""
+    m = space.items.tocsr()
+    save_json(path, "tags.json", space.tags)
+    save_array(path, "tag_vectors", space.vectors.astype(np.float32))
+    save_array(path, "item_tags_indptr", m.indptr.astype(np.int64))
+    save_array(path, "item_tags_indices", m.indices.astype(np.int32))
+    save_array(path, "item_tags_data", m.data.astype(np.float32))
+
+
+def load_tag_space(art: Artifact, n_items: int) -> TagSpace | None:
+    """The artifact's tag space, or None when it was published without one."""
+    if not all(f in art.manifest["files"] for f in FILES):
+        return None
+    tags = [str(t) for t in art.json("tags.json")]
+    vectors = np.asarray(art.array("tag_vectors.npy"), dtype=np.float32)
+    indptr = np.asarray(art.array("item_tags_indptr.npy"))
+    indices = np.asarray(art.array("item_tags_indices.npy"))
+    data = np.asarray(art.array("item_tags_data.npy"), dtype=np.float32)
+    if (
+        vectors.ndim != 2
+        or vectors.shape[0] != len(tags)
+        or indptr.shape != (n_items + 1,)
+        or indices.shape != data.shape
+        or (indices.size and (indices.min() < 0 or indices.max() >= len(tags)))
+        or not np.isfinite(vectors).all()
+    ):
+        raise ArtifactError(f"{art.kind}/{art.version}: inconsistent tag space")
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(n_items, len(tags)))
+    return TagSpace(tags, vectors, matrix)
+
+
+def load_query_space(art: Artifact) -> QuerySpace | None:
+    """What the query ranker needs from a ``content`` artifact (None: no tag space in it)."""
+    items = art.json("items.json")
+    tags = load_tag_space(art, len(items))
+    return None if tags is None else space_from_items(items, tags)
