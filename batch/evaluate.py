@@ -17,7 +17,6 @@ LightGCN's epoch) are chosen by validation NDCG@10. Rows:
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +29,12 @@ import scipy.sparse as sp
 from batch import served
 from batch import tags as lfm_tags
 from batch.als import ALS
-from batch.cf import EASE, Blend, ItemKNN, Popularity, Recommender, TagKNN, tag_matrix, zscore_rows
+from batch.cf import EASE, Blend, ItemKNN, Popularity, Recommender, TagKNN, tag_matrix
 from batch.data import ALPHA_BY_SCHEME, TrainData, binary, from_dataset
 from batch.foldin import taste_vectors
+from batch.hybrid import tune_hybrid
 from batch.lightgcn import LightGCN
-from batch.metrics import Ranking, beyond_accuracy, evaluate, list_overlap, rank_metrics, top_k
+from batch.metrics import Ranking, beyond_accuracy, evaluate, list_overlap
 from batch.split import Split, dated_split, random_split, temporal_split
 from models.ranking import RankConfig
 from models.settings import BatchSettings
@@ -295,29 +295,6 @@ def _gcn_log(log: Log) -> Callable[[int, dict[str, float]], None]:
             log(f"LightGCN epoch {epoch}: valid ndcg@10 {row['valid_ndcg@10']:.4f}")
 
     return report
-
-
-def tune_hybrid(
-    models: dict[str, Recommender], split: Split, quick: bool, log: Log
-) -> tuple[dict[str, float], float]:
-    """Blend weights (ALS fixed at 1) by validation NDCG@10 over a small grid."""
-    target = split.valid.tocsr()
-    users = np.flatnonzero(np.diff(target.indptr) > 0)
-    mask = binary(split.train)[users]
-    z = {n: zscore_rows(m.scores(users), mask) for n, m in models.items()}
-    steps = (0.0, 0.3) if quick else (0.0, 0.15, 0.3, 0.5, 0.8)
-    others = [n for n in models if n != "ALS"]
-    best: tuple[dict[str, float], float] = ({"ALS": 1.0}, -1.0)
-    for combo in itertools.product(steps, repeat=len(others)):
-        weights = {"ALS": 1.0, **dict(zip(others, combo, strict=True))}
-        total = sum(np.float32(w) * z[n] for n, w in weights.items() if w)
-        top = top_k(np.array(total, dtype=np.float32), mask, 10)
-        hits = np.asarray(target[users][np.arange(users.size)[:, None], top].todense()) > 0
-        ndcg = float(rank_metrics(hits, np.diff(target[users].indptr), (10,))["ndcg@10"].mean())
-        if ndcg > best[1]:
-            best = (weights, ndcg)
-    log(f"hybrid weights {best[0]}: valid ndcg@10 {best[1]:.4f}")
-    return {n: w for n, w in best[0].items() if w}, best[1]
 
 
 def _notes(data: TrainData, split: Split) -> list[str]:
