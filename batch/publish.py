@@ -41,6 +41,7 @@ import numpy as np
 from batch.data import TrainData
 from models.index import build_index, index_kind
 from models.io.artifacts import ArtifactStore, save_array, save_json
+from models.serving import check_top_lists
 
 FACTOR_KINDS = ("als", "lightgcn")
 
@@ -89,27 +90,6 @@ def publish_factors(
         metrics=metrics,
         data=data.info,
     )
-
-
-def check_top_lists(top_items: np.ndarray, top_scores: np.ndarray, n_items: int) -> None:
-    """Raise ``ValueError`` unless the lists have the ``hybrid`` layout (module doc)."""
-    if top_items.dtype != np.int32 or top_scores.dtype != np.float32:
-        raise ValueError(f"top lists must be int32 and float32, not {top_items.dtype}, "
-                         f"{top_scores.dtype}")  # fmt: skip
-    if top_items.ndim != 2 or top_items.shape != top_scores.shape:
-        raise ValueError(f"top lists of shapes {top_items.shape} and {top_scores.shape}")
-    if not np.isfinite(top_scores).all():
-        raise ValueError("non-finite scores in the top lists")
-    pad = top_items < 0
-    if (top_items < -1).any() or (top_items >= n_items).any():
-        raise ValueError(f"top list items outside -1..{n_items - 1}")
-    if (pad[:, :-1] & ~pad[:, 1:]).any():
-        raise ValueError("padding (-1) before an item in a top list")
-    if (top_scores[pad] != 0).any():
-        raise ValueError("non-zero score on padding")
-    drops = np.diff(top_scores, axis=1) > 0
-    if (drops & ~pad[:, 1:]).any():
-        raise ValueError("top list scores do not descend")
 
 
 def publish_hybrid(

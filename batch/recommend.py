@@ -28,8 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from batch.metrics import top_k
-from batch.publish import check_top_lists
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
+from models.serving import check_top_lists
 
 KINDS = ("als", "lightgcn", "hybrid")
 CHUNK = 512

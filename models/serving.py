@@ -148,21 +148,40 @@ class TopLists:
         return [self.ids[int(r)] for r in rows[keep]], self.scores[u][keep]
 
 
+def check_top_lists(top_items: np.ndarray, top_scores: np.ndarray, n_items: int) -> None:
+    """Raise :class:`ModelError` unless the lists have the ``hybrid`` layout: int32 rows,
+    best first, -1 padding at the end with score 0, finite float32 scores that descend."""
+    if top_items.dtype != np.int32 or top_scores.dtype != np.float32:
+        raise ModelError(f"top lists must be int32 and float32, not {top_items.dtype}, "
+                         f"{top_scores.dtype}")  # fmt: skip
+    if top_items.ndim != 2 or top_items.shape != top_scores.shape:
+        raise ModelError(f"top lists of shapes {top_items.shape} and {top_scores.shape}")
+    if not np.isfinite(top_scores).all():
+        raise ModelError("non-finite scores in the top lists")
+    pad = top_items < 0
+    if (top_items < -1).any() or (top_items >= n_items).any():
+        raise ModelError(f"top list items outside -1..{n_items - 1}")
+    if (pad[:, :-1] & ~pad[:, 1:]).any():
+        raise ModelError("padding (-1) before an item in a top list")
+    if (top_scores[pad] != 0).any():
+        raise ModelError("non-zero score on padding")
+    drops = np.diff(top_scores, axis=1) > 0
+    if (drops & ~pad[:, 1:]).any():
+        raise ModelError("top list scores do not descend")
+
+
 def make_toplists(
     version: str, ids: list[str], user_ids: list[str], items: np.ndarray, scores: np.ndarray
 ) -> TopLists:
-    """Validate precomputed lists (shapes, row range, finite scores)."""
-    items = np.asarray(items)
-    scores = np.asarray(scores, dtype=np.float32)
-    if items.ndim != 2 or items.shape != scores.shape or items.shape[0] != len(user_ids):
-        raise ModelError(f"hybrid/{version}: inconsistent shapes")
-    if items.size and (items.max() >= len(ids) or items.min() < -1):
-        raise ModelError(f"hybrid/{version}: item rows out of range")
-    if not np.isfinite(scores).all():
-        raise ModelError(f"hybrid/{version}: non-finite scores")
-    return TopLists(
-        version, list(ids), {u: i for i, u in enumerate(user_ids)}, items.astype(np.int32), scores
-    )
+    """Validate precomputed lists (:func:`check_top_lists`, one list per user)."""
+    items, scores = np.asarray(items), np.asarray(scores)
+    try:
+        check_top_lists(items, scores, len(ids))
+    except ModelError as exc:
+        raise ModelError(f"hybrid/{version}: {exc}") from exc
+    if items.shape[0] != len(user_ids):
+        raise ModelError(f"hybrid/{version}: {items.shape[0]} lists for {len(user_ids)} users")
+    return TopLists(version, list(ids), {u: i for i, u in enumerate(user_ids)}, items, scores)
 
 
 @dataclass(frozen=True)
