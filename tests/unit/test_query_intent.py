@@ -9,7 +9,14 @@ import pytest
 
 from models.intent import NameIndex, classify, content_words, query_problem
 from models.query import QuerySpace, rank, space_from_items
-from models.tagspace import TagSpace, build, is_generic, item_matrix, vocabulary
+from models.tagspace import (
+    TagSpace,
+    build,
+    is_generic,
+    item_matrix,
+    listener_weight,
+    vocabulary,
+)
 
 NAMES = NameIndex.build(
     [("Drive", 0), ("Radiohead", 1), ("Massive Attack", 2), ("Calm", 3), ("The Night", 4)]
@@ -84,6 +91,30 @@ def test_item_matrix_weights_tags_by_position() -> None:
     assert m[0, 0] == pytest.approx(1.0)
     assert m[0, 1] == pytest.approx(1 / np.log2(3))
     assert m[1].tolist() == [0.0, 1.0]
+
+
+def test_item_matrix_weights_tags_by_listeners_when_counts_are_known() -> None:
+    counts = [{"a": 1, "B": 20, "zzz": 5}, None]
+    m = item_matrix([["a"], ["b"]], ["a", "b"], counts).toarray()
+    assert m[0, 0] == pytest.approx(listener_weight(1))  # every tag, not only the listed ones
+    assert m[0, 1] == pytest.approx(listener_weight(20))
+    assert m[0, 0] < m[0, 1] < 1.0
+    assert m[1].tolist() == [0.0, 1.0]  # no counts: position weights
+
+
+def test_expansion_moves_tags_of_another_mood_down() -> None:
+    vecs = {"sad music": _onehot(0), "death metal music": _onehot(1)}
+    space = build(
+        [["sad"], ["death metal"]],
+        _lookup(vecs),
+        min_items=1,
+        mood=lambda v: np.where(v[:, :1] > 0, [[-0.8, -0.4]], [[-0.6, 0.9]]),
+    )
+    q = _onehot(1) * 0.72 + _onehot(0) * 0.7  # "grieving": a little nearer death metal in words
+    q = q / np.linalg.norm(q)
+    assert space.tags[space.expand(q, k=1)[0][0]] == "death metal"
+    rows, _ = space.expand(q, k=1, target=(-0.8, -0.4))
+    assert space.tags[rows[0]] == "sad"
 
 
 def _onehot(i: int, d: int = 6) -> np.ndarray:
