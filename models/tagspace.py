@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-TOP_TAGS = 16
+TOP_TAGS = 24
 """Tags a query expands into."""
 TEMPERATURE = 0.1
 """Softmax temperature over the expanded tags' cosine similarities."""
