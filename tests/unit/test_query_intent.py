@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.intent import NameIndex, classify, content_words, query_problem
+from models.io.artifacts import ArtifactStore
+from models.io.queryspace import load_tag_space, save_tag_space
 from models.query import QuerySpace, rank, space_from_items
 from models.tagspace import (
     TagSpace,
@@ -186,3 +189,24 @@ def test_without_a_tag_space_descriptive_queries_use_the_text_space() -> None:
     got = rank("calm evening", _onehot(5), bare, text=text, mood=np.zeros((5, 2), np.float32),
                audio=None, target=None, k=3)  # fmt: skip
     assert set(got.rows.tolist()) == {2, 3, 4}
+
+
+def test_tag_space_round_trips_through_the_artifact_with_its_moods(tmp_path: Path) -> None:
+    vecs = {"sad music": _onehot(0), "party music": _onehot(1)}
+    space = build(
+        [["sad"], ["party"]],
+        _lookup(vecs),
+        min_items=1,
+        counts=[{"sad": 3}, None],
+        mood=lambda v: v[:, :2] - 0.5,
+    )
+    store = ArtifactStore(tmp_path, keep=1)
+    path = store.stage("content")
+    save_tag_space(path, space)
+    back = load_tag_space(store.load("content", store.publish("content", path, params={})), 2)
+    assert back is not None
+    assert back.tags == space.tags
+    assert back.moods is not None
+    assert space.moods is not None
+    assert np.allclose(back.moods, space.moods)
+    assert np.allclose(back.items.toarray(), space.items.toarray())
