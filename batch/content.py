@@ -20,8 +20,10 @@ Files (the contract the API and the stream workers read):
 ``lexicon_vectors.npy``        embedded lexicon centroids, rows in sorted word order
 ``audio_mean/std/components``  the audio reducer, to place new audio in ``audio.npy``
 ``tags.json``, ``tag_vectors``, the descriptive space of mood queries: the tag
-``item_tags_*.npy``            vocabulary without generic tags, embedded, and the
-                               items x tags matrix (:mod:`models.io.queryspace`)
+``item_tags_*.npy``,           vocabulary without generic tags, embedded, its
+``tag_moods.npy``              valence/arousal, and the items x tags matrix
+                               (listener counts per tag where the catalog entry
+                               has ``tag_counts``; :mod:`models.io.queryspace`)
 =============================  ================================================
 
 Text vectors of unchanged texts are reused from the previous content version,
@@ -191,6 +193,8 @@ def train_content(
         [it.get("tags") or [] for it in items],
         encoder().encode,
         [it.get("artist") for it in items],
+        counts=[it.get("tag_counts") for it in items],
+        mood=text_mood.predict,
     )
     save_tag_space(path, tag_space)
     if reducer is not None:

@@ -105,6 +105,17 @@ def read_lastfm(path: Path, *, max_tags: int = 8) -> Interactions:
     )
 
 
+def lastfm_tag_listeners(path: Path) -> dict[str, dict[str, int]]:
+    """Last.fm 2k artist id -> every tag it was given -> the distinct listeners who gave it."""
+    path = lastfm_dir(path)
+    tag_names = {r[0]: r[1] for r in _rows(path / "tags.dat") if len(r) >= 2}
+    who: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in _rows(path / "user_taggedartists.dat"):
+        if len(r) >= 3:
+            who[r[1]][tag_names.get(r[2], r[2])].add(r[0])
+    return {a: {t: len(u) for t, u in tags.items()} for a, tags in who.items()}
+
+
 def movielens_dir() -> Path:
     """The MovieLens 100k folder inside the installed ``recbole`` package."""
     spec = importlib.util.find_spec("recbole")

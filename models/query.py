@@ -215,7 +215,7 @@ def rank(
         named[list(intent.rows)] = 1.0
         total = total + w["name"] * named + w["text"] * np.clip(text @ vec, 0.0, 1.0)
     else:
-        rows, weights = space.tags.expand(vec)
+        rows, weights = space.tags.expand(vec, target=target)
         descr = (
             _unit_max(space.tags.scores(rows, weights))
             if space.tags.tags

@@ -4,9 +4,18 @@ A mood, activity or situation query rarely shares a word with the tags that
 describe the music it wants ("something to fall asleep to" means *chillout*,
 *ambient*, *mellow*). The query is embedded with the same sentence model as the
 tags and expanded into the :data:`TOP_TAGS` closest tags of the vocabulary,
-weighted by a softmax of their similarity (:data:`TEMPERATURE`); an item's
-score is the sum of those weights over its tags, each discounted by the tag's
-position in the item's tag list (tags are listed most-used first).
+weighted by a softmax of their similarity (:data:`TEMPERATURE`). Closeness is
+the cosine, less :data:`MOOD_PENALTY` times the distance between the tag's
+valence/arousal (the content artifact's text -> mood map applied to the tag's
+vector) and the query's detected mood: "grieving" is close to "death metal" in
+words, far from it in mood.
+
+An item's score is the sum of the expanded tags' weights over its tags. Each
+of its tags counts by how many listeners gave it (``n / (n +``
+:data:`LISTENER_HALF` ``)``, all of the item's tags) when the catalog carries
+those counts (Last.fm does), else by its position in the item's tag list (tags
+are listed most-used first): a tag one listener gave is weak evidence, one that
+twenty gave is strong.
 
 Tags that describe the listener's relation to the music rather than the music
 ("seen live", "favourites", "awesome", "love", "<3") are left out of the
@@ -19,21 +28,25 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-TOP_TAGS = 16
+TOP_TAGS = 24
 """Tags a query expands into."""
 TEMPERATURE = 0.1
 """Softmax temperature over the expanded tags' cosine similarities."""
 MIN_TAG_ITEMS = 3
 """Least items a tag must be on to enter the vocabulary..."""
-MIN_TAG_SHARE = 0.0028
-"""...and least share of the catalog (50 of Last.fm's 17,632 artists): rarer tags are
+MIN_TAG_SHARE = 0.002
+"""...and least share of the catalog (36 of Last.fm's 17,632 artists): rarer tags are
 mostly one listener's private words ("songs that make me sleepy")."""
+MOOD_PENALTY = 0.1
+"""Cosine given up per unit of valence/arousal distance between a tag and the query."""
+LISTENER_HALF = 2.0
+"""Listeners at which a tag counts half on an item (weight ``n / (n + LISTENER_HALF)``)."""
 TAG_TEMPLATE = "{tag} music"
 """How a tag is phrased before it is embedded."""
 GENERIC_TAGS = frozenset(
@@ -69,22 +82,32 @@ def rank_weights(n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TagSpace:
-    """Vocabulary, unit tag vectors (t x d) and the items x tags weight matrix."""
+    """Vocabulary, unit tag vectors (t x d), the items x tags weight matrix and, when
+    known, each tag's valence and arousal (t x 2)."""
 
     tags: list[str]
     vectors: np.ndarray
     items: sp.csr_matrix
+    moods: np.ndarray | None = None
 
     def expand(
-        self, query: np.ndarray, k: int | None = None, temperature: float | None = None
+        self,
+        query: np.ndarray,
+        k: int | None = None,
+        temperature: float | None = None,
+        target: tuple[float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The query's k closest tags (rows) and their softmax weights (sum 1); defaults
-        :data:`TOP_TAGS` and :data:`TEMPERATURE`."""
+        :data:`TOP_TAGS` and :data:`TEMPERATURE`. ``target``, the query's valence and
+        arousal, moves tags of another mood down (:data:`MOOD_PENALTY`)."""
         k = TOP_TAGS if k is None else k
         temperature = TEMPERATURE if temperature is None else temperature
         if not self.tags:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         sims = self.vectors @ np.asarray(query, dtype=np.float32).ravel()
+        if target is not None and self.moods is not None:
+            far = np.linalg.norm(self.moods - np.asarray(target, dtype=np.float32), axis=1)
+            sims = sims - MOOD_PENALTY * far
         k = max(1, min(k, sims.size))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]
@@ -117,11 +140,34 @@ def vocabulary(
     )
 
 
-def item_matrix(item_tags: Sequence[Sequence[str]], tags: Sequence[str]) -> sp.csr_matrix:
-    """Items x tags: the position weight (:func:`rank_weights`) of each tag an item has."""
+def listener_weight(n: float) -> float:
+    """Weight of a tag that ``n`` listeners gave an item, in [0, 1)."""
+    return n / (n + LISTENER_HALF) if n > 0 else 0.0
+
+
+def item_matrix(
+    item_tags: Sequence[Sequence[str]],
+    tags: Sequence[str],
+    counts: Sequence[Mapping[str, float] | None] = (),
+) -> sp.csr_matrix:
+    """Items x tags: :func:`listener_weight` of each tag of an item whose listener counts
+    are known (``counts[i]``: tag -> listeners), else the position weight
+    (:func:`rank_weights`) of each tag in its list."""
     col = {t: j for j, t in enumerate(tags)}
     rows, cols, vals = [], [], []
     for i, its in enumerate(item_tags):
+        known = counts[i] if i < len(counts) else None
+        if known:
+            merged: dict[str, float] = {}
+            for t, n in known.items():
+                key = t.strip().lower()
+                merged[key] = merged.get(key, 0.0) + float(n)
+            for t, n in merged.items():
+                if t in col and n > 0:
+                    rows.append(i)
+                    cols.append(col[t])
+                    vals.append(listener_weight(n))
+            continue
         order = list(dict.fromkeys(t.strip().lower() for t in its))
         w = rank_weights(len(order))
         for r, t in enumerate(order):
@@ -146,8 +192,13 @@ def build(
     encode: Callable[[list[str]], np.ndarray],
     artists: Sequence[str | None] = (),
     min_items: int | None = None,
+    *,
+    counts: Sequence[Mapping[str, float] | None] = (),
+    mood: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TagSpace:
-    """The tag space of a catalog; ``encode`` embeds texts as unit vectors."""
+    """The tag space of a catalog; ``encode`` embeds texts as unit vectors, ``counts``
+    (optional, per item) gives each tag's listeners (:func:`item_matrix`), ``mood``
+    (optional) maps tag vectors to valence and arousal."""
     least = least_items(len(item_tags)) if min_items is None else min_items
     tags = vocabulary(item_tags, artists, least)
     vectors = (
@@ -155,4 +206,9 @@ def build(
         if tags
         else np.zeros((0, 1), dtype=np.float32)
     )
-    return TagSpace(tags, vectors, item_matrix(item_tags, tags))
+    moods = (
+        np.clip(np.asarray(mood(vectors), dtype=np.float32), -1.0, 1.0)
+        if mood is not None and tags
+        else None
+    )
+    return TagSpace(tags, vectors, item_matrix(item_tags, tags, counts), moods)

@@ -147,7 +147,10 @@ def publish_content(
     save_json(path, "lexicon.json", {k: list(v) for k, v in LEXICON.items()})
     if tag_space:
         tags = build_tag_space(
-            [i["tags"] for i in items], _TEXT.encode, [i["artist"] for i in items]
+            [i["tags"] for i in items],
+            _TEXT.encode,
+            [i["artist"] for i in items],
+            mood=lambda v: v @ w_mood + b_mood,
         )
         save_tag_space(path, tags)
     return store.publish("content", path, params={"cf_version": als_version})

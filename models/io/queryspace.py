@@ -3,8 +3,9 @@
 =============================  ================================================
 ``tags.json``                  the descriptive tag vocabulary (generic tags out)
 ``tag_vectors.npy``            all-MiniLM-L6-v2 of each tag, unit rows, t x 384
-``item_tags_indptr/indices/    items x tags position weights (CSR parts)
+``item_tags_indptr/indices/    items x tags weights (CSR parts)
 data.npy``
+``tag_moods.npy``              valence, arousal of each tag, t x 2 (optional)
 =============================  ================================================
 """
 
@@ -36,6 +37,8 @@ def save_tag_space(path: Path, space: TagSpace) -> None:
     save_array(path, "item_tags_indptr", m.indptr.astype(np.int64))
     save_array(path, "item_tags_indices", m.indices.astype(np.int32))
     save_array(path, "item_tags_data", m.data.astype(np.float32))
+    if space.moods is not None:
+        save_array(path, "tag_moods", space.moods.astype(np.float32))
 
 
 def load_tag_space(art: Artifact, n_items: int) -> TagSpace | None:
@@ -47,6 +50,11 @@ def load_tag_space(art: Artifact, n_items: int) -> TagSpace | None:
     indptr = np.asarray(art.array("item_tags_indptr.npy"))
     indices = np.asarray(art.array("item_tags_indices.npy"))
     data = np.asarray(art.array("item_tags_data.npy"), dtype=np.float32)
+    moods = (
+        np.asarray(art.array("tag_moods.npy"), dtype=np.float32)
+        if "tag_moods.npy" in art.manifest["files"]
+        else None
+    )
     if (
         vectors.ndim != 2
         or vectors.shape[0] != len(tags)
@@ -54,10 +62,11 @@ def load_tag_space(art: Artifact, n_items: int) -> TagSpace | None:
         or indices.shape != data.shape
         or (indices.size and (indices.min() < 0 or indices.max() >= len(tags)))
         or not np.isfinite(vectors).all()
+        or (moods is not None and (moods.shape != (len(tags), 2) or not np.isfinite(moods).all()))
     ):
         raise ArtifactError(f"{art.kind}/{art.version}: inconsistent tag space")
     matrix = sp.csr_matrix((data, indices, indptr), shape=(n_items, len(tags)))
-    return TagSpace(tags, vectors, matrix)
+    return TagSpace(tags, vectors, matrix, moods)
 
 
 def load_query_space(art: Artifact) -> QuerySpace | None:

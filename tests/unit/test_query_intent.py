@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.intent import NameIndex, classify, content_words, query_problem
+from models.io.artifacts import ArtifactStore
+from models.io.queryspace import load_tag_space, save_tag_space
 from models.query import QuerySpace, rank, space_from_items
-from models.tagspace import TagSpace, build, is_generic, item_matrix, vocabulary
+from models.tagspace import (
+    TagSpace,
+    build,
+    is_generic,
+    item_matrix,
+    listener_weight,
+    vocabulary,
+)
 
 NAMES = NameIndex.build(
     [("Drive", 0), ("Radiohead", 1), ("Massive Attack", 2), ("Calm", 3), ("The Night", 4)]
@@ -86,6 +96,30 @@ def test_item_matrix_weights_tags_by_position() -> None:
     assert m[1].tolist() == [0.0, 1.0]
 
 
+def test_item_matrix_weights_tags_by_listeners_when_counts_are_known() -> None:
+    counts = [{"a": 1, "B": 20, "zzz": 5}, None]
+    m = item_matrix([["a"], ["b"]], ["a", "b"], counts).toarray()
+    assert m[0, 0] == pytest.approx(listener_weight(1))  # every tag, not only the listed ones
+    assert m[0, 1] == pytest.approx(listener_weight(20))
+    assert m[0, 0] < m[0, 1] < 1.0
+    assert m[1].tolist() == [0.0, 1.0]  # no counts: position weights
+
+
+def test_expansion_moves_tags_of_another_mood_down() -> None:
+    vecs = {"sad music": _onehot(0), "death metal music": _onehot(1)}
+    space = build(
+        [["sad"], ["death metal"]],
+        _lookup(vecs),
+        min_items=1,
+        mood=lambda v: np.where(v[:, :1] > 0, [[-0.8, -0.4]], [[-0.6, 0.9]]),
+    )
+    q = _onehot(1) * 0.72 + _onehot(0) * 0.7  # "grieving": a little nearer death metal in words
+    q = q / np.linalg.norm(q)
+    assert space.tags[space.expand(q, k=1)[0][0]] == "death metal"
+    rows, _ = space.expand(q, k=1, target=(-0.8, -0.4))
+    assert space.tags[rows[0]] == "sad"
+
+
 def _onehot(i: int, d: int = 6) -> np.ndarray:
     v = np.zeros(d, dtype=np.float32)
     v[i] = 1.0
@@ -155,3 +189,24 @@ def test_without_a_tag_space_descriptive_queries_use_the_text_space() -> None:
     got = rank("calm evening", _onehot(5), bare, text=text, mood=np.zeros((5, 2), np.float32),
                audio=None, target=None, k=3)  # fmt: skip
     assert set(got.rows.tolist()) == {2, 3, 4}
+
+
+def test_tag_space_round_trips_through_the_artifact_with_its_moods(tmp_path: Path) -> None:
+    vecs = {"sad music": _onehot(0), "party music": _onehot(1)}
+    space = build(
+        [["sad"], ["party"]],
+        _lookup(vecs),
+        min_items=1,
+        counts=[{"sad": 3}, None],
+        mood=lambda v: v[:, :2] - 0.5,
+    )
+    store = ArtifactStore(tmp_path, keep=1)
+    path = store.stage("content")
+    save_tag_space(path, space)
+    back = load_tag_space(store.load("content", store.publish("content", path, params={})), 2)
+    assert back is not None
+    assert back.tags == space.tags
+    assert back.moods is not None
+    assert space.moods is not None
+    assert np.allclose(back.moods, space.moods)
+    assert np.allclose(back.items.toarray(), space.items.toarray())
