@@ -116,6 +116,19 @@ def lastfm_tag_listeners(path: Path) -> dict[str, dict[str, int]]:
     return {a: {t: len(u) for t, u in tags.items()} for a, tags in who.items()}
 
 
+def add_tag_listeners(catalog: dict[str, dict[str, Any]], path: Path) -> int:
+    """Give each Last.fm artist of ``catalog`` (ids ``lfm:<artist>``) its ``tag_counts``:
+    every tag with the listeners who gave it, which the content job's tag space weighs
+    by. Returns how many artists got counts."""
+    added = 0
+    for artist, counts in lastfm_tag_listeners(path).items():
+        entry = catalog.get(f"lfm:{artist}")
+        if entry is not None:
+            entry["tag_counts"] = counts
+            added += 1
+    return added
+
+
 def movielens_dir() -> Path:
     """The MovieLens 100k folder inside the installed ``recbole`` package."""
     spec = importlib.util.find_spec("recbole")

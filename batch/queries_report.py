@@ -63,16 +63,13 @@ def run(queries_file: Path, folder: Path, cache: Path, log: Log) -> dict[str, An
     queries = qs.read_queries(queries_file)
     from batch.content import train_content
     from batch.data import from_dataset
-    from batch.datasets import lastfm_tag_listeners, read_lastfm
+    from batch.datasets import add_tag_listeners, read_lastfm
     from batch.text import encoder
     from models.io.artifacts import ArtifactStore
 
     log(f"{len(queries)} queries from {queries_file}")
     data = from_dataset(read_lastfm(folder))
-    for artist, counts in lastfm_tag_listeners(folder).items():
-        entry = data.catalog.get(f"lfm:{artist}")
-        if entry is not None:  # every tag with its listeners: the tag space weighs by them
-            entry["tag_counts"] = counts
+    add_tag_listeners(data.catalog, folder)  # the tag space weighs tags by their listeners
     store = ArtifactStore(cache, keep=1)
     log(f"training content on {len(data.catalog)} artists into {cache}")
     version = train_content(store, data)

@@ -111,9 +111,13 @@ def load_source(source: str, path: Path | None, settings: Settings, bars: Bars) 
             snapshot.prune(out, settings.artifacts.keep_versions)
         return snapshot.read(folder, settings.stream.full_play)
     if source == "lastfm-2k":
-        from batch.datasets import read_lastfm
+        from batch.datasets import add_tag_listeners, read_lastfm
 
-        return from_dataset(read_lastfm(_lastfm_folder(source, path)))  # type: ignore[arg-type]
+        folder = _lastfm_folder(source, path)
+        data = from_dataset(read_lastfm(folder))  # type: ignore[arg-type]
+        if folder is not None:
+            data.info["artists_with_tag_listeners"] = add_tag_listeners(data.catalog, folder)
+        return data
     if source == "movielens-100k":
         from batch.datasets import read_movielens
 
