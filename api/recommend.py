@@ -139,7 +139,9 @@ async def enrich(
     degraded: list[str],
 ) -> None:
     """Read what the artifacts do not know about the pool, then annotate every candidate."""
-    await read_catalog(engine, keys, ranking.unknown_tracks(bundle, pool), catalog, degraded)
+    await read_catalog(
+        engine, keys, ranking.unknown_tracks(bundle, pool, catalog), catalog, degraded
+    )
     links = await read_links(engine, keys, pool, degraded)
     ranking.annotate(bundle, pool, catalog, links)
 
@@ -193,7 +195,9 @@ async def personal(
         metrics.CANDIDATES.labels(source).inc(count)
     timer.lap("candidates")
 
-    await read_catalog(engine, keys, ranking.unknown_tracks(bundle, pool), catalog, degraded)
+    await read_catalog(
+        engine, keys, ranking.unknown_tracks(bundle, pool, catalog), catalog, degraded
+    )
     links = await read_links(engine, keys, pool, degraded)
     prepared = ranking.prepare(bundle, req, pool, catalog, links)
     timer.lap("enrich")

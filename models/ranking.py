@@ -247,10 +247,17 @@ def candidates(
     return merge(groups), degraded
 
 
-def unknown_tracks(bundle: Bundle, pool: Sequence[Candidate]) -> list[str]:
-    """Pool tracks whose metadata no artifact holds (their catalog rows must be read)."""
+def unknown_tracks(
+    bundle: Bundle, pool: Sequence[Candidate], catalog: Mapping[str, CatalogTrack]
+) -> list[str]:
+    """Pool tracks whose metadata neither an artifact nor ``catalog`` holds yet (their
+    catalog rows must be read)."""
     content = bundle.content
-    return [c.track_id for c in pool if content is None or c.track_id not in content.row]
+    return [
+        c.track_id
+        for c in pool
+        if c.track_id not in catalog and (content is None or c.track_id not in content.row)
+    ]
 
 
 def annotate(
