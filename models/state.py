@@ -34,8 +34,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from models.events import Dislike, Like, Play, Skip, Unlike
-
 NEG_LIMIT = 500
 LIKED_LIMIT = 500
 
@@ -128,18 +126,19 @@ def event_weight(event: Any, cfg: FoldConfig) -> float:
     -0.3 to -0.8 (earlier skips push harder); like +1.5; unlike -1.5 (undoes a
     like); dislike -2.
     """
-    if isinstance(event, Play):
-        c = event.completion_ratio
+    if event.type == "play":
+        c: float = event.completion_ratio
         return 1.0 + math.log(event.count) if c >= cfg.full_play else c - 0.5
-    if isinstance(event, Skip):
-        return -0.3 - 0.5 * (1.0 - min(event.ms_played / 30_000.0, 1.0))
-    if isinstance(event, Like):
+    if event.type == "skip":
+        played: int = event.ms_played
+        return -0.3 - 0.5 * (1.0 - min(played / 30_000.0, 1.0))
+    if event.type == "like":
         return 1.5
-    if isinstance(event, Unlike):
+    if event.type == "unlike":
         return -1.5
-    if isinstance(event, Dislike):
+    if event.type == "dislike":
         return -2.0
-    raise TypeError(f"not an interaction: {type(event).__name__}")
+    raise TypeError(f"not an interaction: {event.type}")
 
 
 def _decay(dt_ms: float, half_life_s: float) -> float:
@@ -255,30 +254,30 @@ def _session(state: UserState, event: Any, t: int, cfg: FoldConfig) -> None:
         s.clear()
         s.update(start=t, last=t, plays=0, skips=0, streak=0)
     s["last"] = t
-    if isinstance(event, Skip):
+    if event.type == "skip":
         s["skips"] += 1
         s["streak"] += 1
-    elif isinstance(event, Play):
+    elif event.type == "play":
         s["plays"] += 1
         if event.completion_ratio >= cfg.full_play:
             s["streak"] = 0
-    elif isinstance(event, Like):
+    elif event.type == "like":
         s["streak"] = 0
 
 
 def _feedback(state: UserState, event: Any, t: int) -> None:
     track = event.track_id
-    if isinstance(event, Dislike):
+    if event.type == "dislike":
         if event.artist:  # an artist block stands on its own (latest time kept)
             state.neg_artist_of[track] = max(t, state.neg_artist_of.get(track, t))
         if t >= state.liked.get(track, -1):
             state.liked.pop(track, None)
             state.neg_tracks[track] = t
-    elif isinstance(event, Like):
+    elif event.type == "like":
         if t >= state.neg_tracks.get(track, -1):
             state.neg_tracks.pop(track, None)
             state.liked[track] = t
-    elif isinstance(event, Unlike) and t >= state.liked.get(track, -1):
+    elif event.type == "unlike" and t >= state.liked.get(track, -1):
         state.liked.pop(track, None)
     _trim(state.neg_tracks, NEG_LIMIT)
     _trim(state.neg_artist_of, NEG_LIMIT)

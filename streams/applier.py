@@ -30,8 +30,9 @@ from models.apply import (
     plan_tracks,
 )
 from models.bandit import ARMS
-from models.codec import Reason, Rejected, decode_record
+from models.codec import Reason, Rejected
 from models.events import event_to_dict
+from models.fastcodec import as_model, decode_record
 from models.io.store import StateStore
 from models.keys import Keys
 from models.linkhealth import LinkHealth
@@ -281,6 +282,7 @@ class Applier:
             return plan_interactions(
                 keys, partition, batch, states, items, self.fold, self.trend, self.items.model
             )
+        batch = [as_model(e) for e in batch]  # few events: the folds below take the models
         if topic == LINK_HEALTH:
             tracks = list(dict.fromkeys(e.track_id for e in batch))
             rows = await self.store.read([ops.hgetall(keys.link(t)) for t in tracks])
@@ -297,4 +299,4 @@ class Applier:
 
 
 def _reject(reason: Reason, event: Any, error: str) -> Rejected:
-    return Rejected(reason, error, orjson.dumps(event_to_dict(event)))
+    return Rejected(reason, error, orjson.dumps(event_to_dict(as_model(event))))
