@@ -7,6 +7,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from api.pool import WorkPool
 from encore.services import Proc
 from models.codec import encode_batch
 from models.events import Skip
@@ -324,6 +326,55 @@ def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None
         assert "collab" in body["candidates"]  # the batch model still personalises
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+
+
+class _GatedModel:
+    """A text model whose encode waits at a gate, and says when an encode has started."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.gate = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def available(self) -> bool:
+        return True
+
+    def encode(self, texts: list[str]) -> Any:
+        self.started.release()
+        assert self.gate.wait(60)
+        return self.real.encode(texts)
+
+
+def test_a_full_worker_pool_answers_503_while_healthz_and_personal_answer(
+    built: Built,
+) -> None:
+    settings = Settings(artifacts=ArtifactSettings(root=built.root, watch_interval_s=0.2))
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(4) as calls:
+        res = client.app.state.resources  # type: ignore[attr-defined]
+        res.engine.pool.close()  # two threads, so both held encodes start (none waits)
+        res.engine.pool = res.embedder.pool = WorkPool(2, threads=2)
+        model = _GatedModel(res.embedder.model)
+        res.embedder.model = model
+        try:
+            held = [
+                calls.submit(client.post, "/v1/recommend", json={"query": f"held query {i}"})
+                for i in range(2)
+            ]
+            for _ in held:  # both encodes are running: the pool is full
+                assert model.started.acquire(timeout=30)
+            # the event loop is free: liveness and the personal route answer meanwhile
+            assert calls.submit(client.get, "/healthz").result(timeout=10).status_code == 200
+            personal = calls.submit(client.get, "/v1/users/demo:u3/recommendations")
+            assert personal.result(timeout=30).status_code == 200
+            # a query past the bound is refused at once, not queued, not a 500
+            full = calls.submit(client.post, "/v1/recommend", json={"query": "one more"})
+            refused = full.result(timeout=10)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"] == "1"
+        finally:
+            model.gate.set()
+        assert [h.result(timeout=60).status_code for h in held] == [200, 200]
+        assert client.post("/v1/recommend", json={"query": "one more"}).status_code == 200
 
 
 def test_content_without_a_tag_space_still_answers_queries(tmp_path: Path) -> None:
