@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mmap
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -12,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import faiss
+import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -267,6 +270,39 @@ def test_bad_requests_get_clear_4xx(api: tuple[TestClient, Settings]) -> None:
         "/v1/recommend", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
     )
     assert r.status_code == 413
+
+
+def _mapped(array: Any) -> bool:
+    """Whether an array is a view of a memory-mapped file."""
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return isinstance(array, mmap.mmap)
+
+
+def test_read_only_artifact_arrays_are_memory_mapped(built: Built, tmp_path: Path) -> None:
+    from api.bundle import load_collab, load_content
+
+    store = ArtifactStore(built.root)
+    content = load_content(store.load("content"))
+    collab = load_collab(store.load("als"))
+    for shared in (content.text, content.mood, collab.raw_items, collab.user_factors):
+        assert _mapped(shared)
+        assert not shared.flags.writeable
+    index = faiss.IndexFlatIP(content.text.shape[1])
+    index.add(np.asarray(content.text))
+    faiss.write_index(index, str(tmp_path / "text.faiss"))
+    with_index = ArtifactStore(tmp_path / "store")
+    path = with_index.stage("content")
+    for f in store.load("content").path.iterdir():
+        if f.name != "manifest.json":
+            (path / f.name).write_bytes(f.read_bytes())
+    (path / "text.faiss").write_bytes((tmp_path / "text.faiss").read_bytes())
+    with_index.publish("content", path, params=store.load("content").manifest["params"])
+    mapped = load_content(with_index.load("content"))  # an index file: mapped, still searches
+    rows, _ = mapped.search_text(np.asarray(content.text[5]), 3)
+    assert rows[0] == 5
 
 
 def test_hot_swap_under_concurrent_requests(api: tuple[TestClient, Settings], built: Built) -> None:
