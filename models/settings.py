@@ -153,6 +153,13 @@ class ApiSettings(BaseSettings):
         "this often per API process.",
     )
     ready_max_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag.")
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="API processes sharing the listen port, each with its own Redis pool, "
+        "artifact watcher and worker pool; unset: one per core (1: a single process).",
+    )
     work_queue: int = Field(
         default=16,
         ge=1,
