@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api import metrics
 from api.bundle import Bundle, BundleWatcher
-from api.pool import RETRY_AFTER_S, Overloaded, WorkPool
+from api.pool import Overloaded, ShedWhenFull, WorkPool, overloaded_response
 from api.query import QueryEmbedder
 from api.reader import Reader
 from api.recommend import Engine
@@ -171,10 +171,10 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         return response
 
     @app.exception_handler(Overloaded)
-    async def overloaded(_request: Request, exc: Overloaded) -> Response:
-        return JSONResponse(
-            {"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
-        )
+    async def overloaded(_request: Request, _exc: Overloaded) -> Response:
+        return overloaded_response()
+
+    app.add_middleware(ShedWhenFull, paths=frozenset({"/v1/recommend", "/v1/identify"}))
 
     app.include_router(ops_routes.router)
     app.include_router(recs.router)

@@ -17,12 +17,14 @@ def test_pool_refuses_past_its_bound_and_frees_slots() -> None:
         running = asyncio.ensure_future(pool.run(gate.wait, 30))
         waiting = asyncio.ensure_future(pool.run(lambda: "queued"))
         await asyncio.sleep(0.05)
+        assert pool.full()
         with pytest.raises(Overloaded):
             await pool.run(lambda: "refused")
         gate.set()
         assert await running is True
         assert await waiting == "queued"
         await asyncio.sleep(0.05)  # slots are freed by the finished jobs
+        assert not pool.full()
         assert await pool.run(lambda: 7) == 7
         pool.close()
 
