@@ -10,6 +10,7 @@ the supervisor stops every worker before it exits; a worker that dies is restart
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -18,6 +19,17 @@ from models.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+
+SWITCH_INTERVAL_S = 0.001
+"""The interpreter's GIL switch interval in API processes (default 5 ms). A worker
+thread that comes back from a library call (a torch op, a FAISS search) waits up
+to this long for the GIL while the event loop is busy; an encode makes hundreds
+of such calls, so at 5 ms a busy loop slows it many times over."""
+
+
+def _tune_process() -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def processes(settings: Settings) -> int:
@@ -30,6 +42,7 @@ def app_from_env() -> FastAPI:
     supervisor that started it)."""
     from api.app import create_app
 
+    _tune_process()
     return create_app(load_settings())
 
 
@@ -46,6 +59,7 @@ def serve(settings: Settings) -> None:
     if n == 1:
         from api.app import create_app
 
+        _tune_process()
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     else:
         uvicorn.run("api.server:app_from_env", factory=True, workers=n, **options)  # type: ignore[arg-type]
