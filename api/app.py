@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api import metrics
 from api.bundle import Bundle, BundleWatcher
+from api.pool import Overloaded, ShedWhenFull, WorkPool, overloaded_response
 from api.query import QueryEmbedder
 from api.reader import Reader
 from api.recommend import Engine
@@ -55,6 +56,7 @@ async def _keep_producer(res: Resources) -> None:
 def build_resources(settings: Settings) -> Resources:
     """Resources without connections (connections open lazily on first use)."""
     res = Resources(settings, bundle=Bundle())
+    pool = WorkPool(settings.api.work_queue)
     reader = None
     if settings.redis.url is not None:
         res.redis = connect(
@@ -78,8 +80,9 @@ def build_resources(settings: Settings) -> Resources:
         settings.api.dependency_timeout_s,
         settings.api.mmr_lambda,
         settings.api.artist_gap,
+        pool,
     )
-    res.embedder = QueryEmbedder()
+    res.embedder = QueryEmbedder(pool)
     return res
 
 
@@ -121,6 +124,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
                 await res.producer.stop()
             if res.store is not None:
                 await res.store.close()
+            res.engine.pool.close()
 
     app = FastAPI(
         title="Encore",
@@ -165,6 +169,12 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             time.perf_counter() - started
         )
         return response
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(_request: Request, _exc: Overloaded) -> Response:
+        return overloaded_response()
+
+    app.add_middleware(ShedWhenFull, paths=frozenset({"/v1/recommend", "/v1/identify"}))
 
     app.include_router(ops_routes.router)
     app.include_router(recs.router)

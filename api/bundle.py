@@ -6,6 +6,12 @@ use it to the end, so a swap never changes what an in-flight request sees. The
 event loop, validates it (shapes, ids, a smoke query that must find an item as
 its own nearest neighbour), and only then swaps the reference; on any failure
 the old version stays and the failure is counted.
+
+Arrays that are only read are memory-mapped (``.npy`` with ``mmap_mode="r"``, FAISS
+indices with flat codes mapped in place), so several API processes serving the
+same version share those pages through the page cache instead of holding a copy
+each. Arrays the loader has to transform (ALS factors normalised, the MIPS index
+built from them) stay private to each process.
 """
 
 from __future__ import annotations
@@ -47,12 +53,27 @@ __all__ = ["Bundle", "BundleWatcher", "Collab", "Content", "Fingerprints", "mips
 
 
 def _index(art: Artifact, name: str, vectors: np.ndarray) -> Any:
-    """The artifact's FAISS index if it has one, else an exact inner-product index."""
+    """The artifact's FAISS index if it has one (flat codes memory-mapped where the
+    index type allows, else read into memory), else an exact inner-product index."""
     if name in art.manifest["files"]:
-        return faiss.read_index(str(art.file(name)))
+        path = str(art.file(name))
+        try:
+            return faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:  # an index type without in-place mapping
+            return faiss.read_index(path)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     return index
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """``rows`` itself when they are already unit-length float32 (a mapped array stays
+    shared), else a normalised copy."""
+    if rows.dtype == np.float32 and rows.ndim == 2 and rows.flags.c_contiguous:
+        norms = np.linalg.norm(rows, axis=1)
+        if len(norms) and bool(np.all(np.abs(norms - 1.0) < 1e-4)):
+            return rows
+    return unit(rows)
 
 
 def load_collab(art: Artifact) -> Collab:
@@ -62,10 +83,10 @@ def load_collab(art: Artifact) -> Collab:
     return make_collab(
         art.version,
         ids,
-        art.array("item_factors.npy"),
+        art.array("item_factors.npy", mmap=True),
         art.json("user_ids.json"),
-        art.array("user_factors.npy"),
-        art.array("popularity.npy") if "popularity.npy" in files else None,
+        art.array("user_factors.npy", mmap=True),
+        art.array("popularity.npy", mmap=True) if "popularity.npy" in files else None,
         art.json("item_artists.json") if "item_artists.json" in files else None,
         what=f"{art.kind}/{art.version}",
     )
@@ -77,8 +98,8 @@ def load_hybrid(art: Artifact) -> TopLists:
         art.version,
         art.json("item_ids.json"),
         art.json("user_ids.json"),
-        art.array("top_items.npy"),
-        art.array("top_scores.npy"),
+        art.array("top_items.npy", mmap=True),
+        art.array("top_scores.npy", mmap=True),
     )
 
 
@@ -97,12 +118,12 @@ def load_content(art: Artifact) -> Content:
     """Load and validate a "content" artifact."""
     ids = art.json("item_ids.json")
     items = art.json("items.json")
-    text = unit(art.array("text.npy"))
-    mood = np.asarray(art.array("mood.npy"), dtype=np.float32)
+    text = _unit(art.array("text.npy", mmap=True))
+    mood = np.asarray(art.array("mood.npy", mmap=True), dtype=np.float32)
     if len(items) != len(ids) or text.shape[0] != len(ids) or mood.shape != (len(ids), 2):
         raise ArtifactError(f"content/{art.version}: inconsistent shapes")
     files = art.manifest["files"]
-    audio = unit(art.array("audio.npy")) if "audio.npy" in files else None
+    audio = _unit(art.array("audio.npy", mmap=True)) if "audio.npy" in files else None
 
     def opt(name: str) -> np.ndarray | None:
         return np.asarray(art.array(name), dtype=np.float32) if name in files else None
@@ -144,7 +165,10 @@ def load_fingerprints(art: Artifact) -> Fingerprints:
     """Load a "fingerprint" artifact (hashes, track rows, frames, track ids, thresholds)."""
     ids = list(art.json("track_ids.json"))
     index = fp.LandmarkIndex(
-        art.array("hashes.npy"), art.array("tracks.npy"), art.array("frames.npy"), len(ids)
+        art.array("hashes.npy", mmap=True),
+        art.array("tracks.npy", mmap=True),
+        art.array("frames.npy", mmap=True),
+        len(ids),
     )
     if not (index.hashes.shape == index.tracks.shape == index.frames.shape):
         raise ValueError(f"fingerprint/{art.version}: inconsistent arrays")

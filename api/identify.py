@@ -10,7 +10,6 @@ catalog tracks sharing most landmarks with the clip, and their neighbours.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from fractions import Fraction
 from typing import Any
@@ -98,8 +97,8 @@ async def identify(
             "fans_also_like": [],
             "similar": [],
         }
-    audio, seconds = await asyncio.to_thread(decode, data)
-    found = await asyncio.to_thread(prints.index.query, audio, prints.min_votes, prints.min_ratio)
+    audio, seconds = await engine.pool.run(decode, data)
+    found = await engine.pool.run(prints.index.query, audio, prints.min_votes, prints.min_ratio)
     base = {"clip_seconds": round(seconds, 2), "fingerprint_version": prints.version}
     if found is not None and found.accepted:
         track = prints.track_ids[found.track]

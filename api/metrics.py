@@ -31,3 +31,6 @@ SERVED = Counter(
     ["outcome"],
 )
 REJECTED = Counter("encore_ingest_rejected_total", "Ingest requests refused", ["status"])
+OVERLOADED = Counter(
+    "encore_overloaded_total", "Requests refused with 503: the CPU worker pool was full"
+)

@@ -13,12 +13,15 @@ from fastapi import HTTPException
 
 from api import metrics
 from api.bundle import Bundle, Content
+from api.pool import WorkPool
 from api.reader import CatalogTrack
 from api.recommend import Engine, Timer, artist_key, enrich, item_json, track_info
 from models.intent import QUERY_PROBLEMS, query_problem
 from models.io.text import TextModel
 from models.query import (
+    Mood,
     QuerySpace,
+    Ranking,
     candidates,
     detect_mood,
     rank,
@@ -34,9 +37,11 @@ CANDIDATES = 200
 
 
 class QueryEmbedder:
-    """Query text -> unit embedding, cached (the model runs in a worker thread)."""
+    """Query text -> unit embedding, cached by normalised text (the model runs in the
+    worker pool; a full pool raises :class:`api.pool.Overloaded`)."""
 
-    def __init__(self, model: TextModel | None = None, size: int = 5_000) -> None:
+    def __init__(self, pool: WorkPool, model: TextModel | None = None, size: int = 5_000) -> None:
+        self.pool = pool
         self.model = model or TextModel()
         self.cache = LRU(size)
 
@@ -47,7 +52,7 @@ class QueryEmbedder:
         hit = self.cache.get(key)
         metrics.CACHE.labels("query_embedding", "hit" if hit is not None else "miss").inc()
         if hit is None:
-            hit = (await asyncio.to_thread(self.model.encode, [key]))[0]
+            hit = (await self.pool.run(self.model.encode, [key]))[0]
             self.cache.put(key, hit)
         return hit  # type: ignore[no-any-return]
 
@@ -76,6 +81,29 @@ def mood_json(content: Content | None, track: str) -> dict[str, float] | None:
         return None
     v, a = content.mood[content.row[track]]
     return {"valence": round(float(v), 3), "arousal": round(float(a), 3)}
+
+
+def _retrieve(
+    content: Content, query: str, vec: np.ndarray
+) -> tuple[Mood, Ranking, list[Candidate]]:
+    """Mood, ranking and candidates of a query (whole-catalog array work: a pool job)."""
+    mood = detect_mood(query, vec, content.lexicon, content.text_to_mood, content.text_to_mood_bias)
+    target = (mood.valence, mood.arousal) if mood.source != "none" else None
+    space = content.query_space
+    if space is None:  # a content version published before the tag space
+        space = _fallback_space(content)
+    ranking = rank(
+        query,
+        vec,
+        space,
+        text=content.text,
+        mood=content.mood,
+        audio=content.audio,
+        target=target,
+        k=CANDIDATES,
+        lexicon=frozenset(content.lexicon),
+    )
+    return mood, ranking, candidates(ranking, content.ids)
 
 
 async def query_recs(
@@ -111,26 +139,8 @@ async def query_recs(
             "degraded_reasons": [reason],
             "timings_ms": timer.stages,
         }
-    mood = detect_mood(query, vec, content.lexicon, content.text_to_mood, content.text_to_mood_bias)
-    target = (mood.valence, mood.arousal) if mood.source != "none" else None
-    space = content.query_space
-    degraded: list[str] = []
-    if space is None:  # a content version published before the tag space
-        space = _fallback_space(content)
-        degraded.append("no_tag_space")
-    timer.lap("understand")
-    ranking = rank(
-        query,
-        vec,
-        space,
-        text=content.text,
-        mood=content.mood,
-        audio=content.audio,
-        target=target,
-        k=CANDIDATES,
-        lexicon=frozenset(content.lexicon),
-    )
-    pool = candidates(ranking, content.ids)
+    mood, ranking, pool = await engine.pool.run(_retrieve, content, query, vec)
+    degraded = [] if content.query_space is not None else ["no_tag_space"]
     timer.lap("retrieve")
 
     catalog: dict[str, CatalogTrack] = {}
@@ -179,11 +189,8 @@ async def query_recs(
     }
 
 
-async def similar_tracks(
-    engine: Engine, bundle: Bundle, track: str, n: int, exclude_artist: bool = False
-) -> dict[str, Any] | None:
-    """``GET /v1/tracks/{id}/similar`` (None: the track is unknown to every model)."""
-    timer = Timer("similar")
+def _neighbours(bundle: Bundle, track: str) -> list[list[Candidate]]:
+    """A track's collaborative, text and audio neighbours (index searches: a pool job)."""
     collab, content = bundle.collab, bundle.content
     groups: list[list[Candidate]] = []
     if collab is not None and track in collab.row:
@@ -211,6 +218,15 @@ async def similar_tracks(
                     for r, s in zip(rows, scores, strict=True)
                 ]
             )
+    return groups
+
+
+async def similar_tracks(
+    engine: Engine, bundle: Bundle, track: str, n: int, exclude_artist: bool = False
+) -> dict[str, Any] | None:
+    """``GET /v1/tracks/{id}/similar`` (None: the track is unknown to every model)."""
+    timer = Timer("similar")
+    groups = await engine.pool.run(_neighbours, bundle, track)
     if not groups:
         return None
     pool = [c for c in merge(groups) if c.track_id != track]

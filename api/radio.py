@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from api.bundle import Bundle
@@ -12,9 +13,16 @@ from models.query import mood_similarity
 from models.rerank import Candidate, Context, Filters, merge, rerank
 
 
-async def radio(engine: Engine, bundle: Bundle, artist_id: str, n: int) -> dict[str, Any] | None:
-    """``GET /v1/artists/{id}/radio`` (None: the artist has no tracks in the models)."""
-    timer = Timer("radio")
+@dataclass
+class _Found:
+    rows: list[int]
+    genre: str | None
+    mood: tuple[float, float]
+    pool: list[Candidate]
+
+
+def _retrieve(bundle: Bundle, artist_id: str) -> _Found | None:
+    """The artist's rows and neighbourhood (catalog scans and index searches: a pool job)."""
     content, collab = bundle.content, bundle.collab
     if content is None:
         return None
@@ -56,7 +64,22 @@ async def radio(engine: Engine, bundle: Bundle, artist_id: str, n: int) -> dict[
                     for r, s in zip(c_rows, c_scores, strict=True)
                 ]
             )
-    pool = merge(groups)
+    return _Found(rows, genre, (float(v), float(a)), merge(groups))
+
+
+async def radio(engine: Engine, bundle: Bundle, artist_id: str, n: int) -> dict[str, Any] | None:
+    """``GET /v1/artists/{id}/radio`` (None: the artist has no tracks in the models)."""
+    timer = Timer("radio")
+    found = await engine.pool.run(_retrieve, bundle, artist_id)
+    if found is None or bundle.content is None:
+        return None
+    content, rows, genre, (v, a), pool = (
+        bundle.content,
+        found.rows,
+        found.genre,
+        found.mood,
+        found.pool,
+    )
     timer.lap("retrieve")
     catalog: dict[str, CatalogTrack] = {}
     await enrich(engine, bundle, None, pool, catalog, [])
@@ -75,7 +98,7 @@ async def radio(engine: Engine, bundle: Bundle, artist_id: str, n: int) -> dict[
         "artist_id": artist_id,
         "artist": name,
         "genre": genre,
-        "mood": {"valence": round(float(v), 3), "arousal": round(float(a), 3)},
+        "mood": {"valence": round(v, 3), "arousal": round(a, 3)},
         "items": [item_json(r, bundle, catalog) for r in ranked],
         "artist_tracks": len(rows),
         "model_versions": bundle.versions(),

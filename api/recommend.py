@@ -12,6 +12,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from api import metrics
+from api.pool import WorkPool
 from api.reader import Reader, bounded
 from models import ranking
 from models.bandit import Policy, Posterior, choose, posteriors
@@ -51,6 +52,7 @@ class Engine:
     timeout_s: float
     mmr_lambda: float
     artist_gap: int
+    pool: WorkPool  # CPU-heavy work (encoding, large searches, decoding) runs here
     collab_cache: LRU = field(default_factory=lambda: LRU(20_000))
 
     def rank_config(self, bundle: Bundle) -> RankConfig:

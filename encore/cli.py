@@ -24,6 +24,9 @@ def up(
     workers: Annotated[int | None, typer.Option(help="Stream worker processes.")] = None,
     demo: Annotated[bool | None, typer.Option(help="Load the demo catalog if empty.")] = None,
     api_port: Annotated[int | None, typer.Option(help="API port (0: a free one).")] = None,
+    api_processes: Annotated[
+        int | None, typer.Option(min=1, max=64, help="API processes (default: one per core).")
+    ] = None,
 ) -> None:
     """Run the whole system: embedded broker and Redis unless configured, workers, API."""
     from encore.stack import run_stack
@@ -36,6 +39,8 @@ def up(
         settings.run.demo = demo
     if api_port is not None:
         settings.api.port = api_port
+    if api_processes is not None:
+        settings.api.processes = api_processes
     sys.exit(run_stack(settings))
 
 
@@ -49,11 +54,20 @@ def worker() -> None:
 
 
 @app.command()
-def api() -> None:
-    """Run the API server (uvicorn) against the configured Redis, broker and artifacts."""
+def api(
+    processes: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Processes (default: one per core).")
+    ] = None,
+) -> None:
+    """Run the API server (uvicorn, ENCORE_API_PROCESSES processes on one port) against the
+    configured Redis, broker and artifacts."""
+    import os
+
     from api.server import serve
     from models.settings import load_settings
 
+    if processes is not None:  # worker processes read their settings from the environment
+        os.environ["ENCORE_API_PROCESSES"] = str(processes)
     serve(load_settings())
 
 

@@ -2,7 +2,8 @@
 
 With no ``ENCORE_KAFKA_BOOTSTRAP`` / ``ENCORE_REDIS_URL`` it starts the embedded
 broker and a Redis server on free loopback ports; then it creates the topics,
-starts the stream workers and the API as child processes, loads the demo
+starts the stream workers and the API (``ENCORE_API_PROCESSES`` processes on one
+port) as child processes, loads the demo
 catalog into an empty system, and waits. Ctrl-C (or SIGTERM) stops everything it
 started, in reverse order, by PID.
 """
@@ -10,6 +11,8 @@ started, in reverse order, by PID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 import time
@@ -75,6 +78,8 @@ class Stack:
             self.procs.append(spawn(f"worker-{i}", [*exe, "worker"], self.run_dir, env=env))
         port = s.api.port or _free()
         env["ENCORE_API_PORT"] = str(port)
+        if s.api.processes is not None:
+            env["ENCORE_API_PROCESSES"] = str(s.api.processes)
         api = spawn("api", [*exe, "api"], self.run_dir, env=env)
         self.procs.append(api)
         url = f"http://{s.api.host}:{port}"
@@ -117,6 +122,8 @@ class Stack:
                 job.stop()
         for proc in reversed(self.procs):
             code = proc.stop()
+            if proc.name == "api":
+                _reap_group(proc.pid)
             print(f"stopped  {proc.name} (pid {proc.pid}, exit {code})")
         self.procs.clear()
 
@@ -139,6 +146,13 @@ class Stack:
                     return 1
             time.sleep(0.2)
         return 0
+
+
+def _reap_group(pgid: int) -> None:
+    """Kill what is left of a stopped child's process group (the API's worker processes,
+    should its supervisor have been killed before it could stop them)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _free() -> int:

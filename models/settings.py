@@ -153,6 +153,20 @@ class ApiSettings(BaseSettings):
         "this often per API process.",
     )
     ready_max_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag.")
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="API processes sharing the listen port, each with its own Redis pool, "
+        "artifact watcher and worker pool; unset: one per core (1: a single process).",
+    )
+    work_queue: int = Field(
+        default=16,
+        ge=1,
+        description="CPU-heavy jobs (query encoding and retrieval, index searches, audio "
+        "decoding) running or waiting per API process; a request past it gets 503 with "
+        "`Retry-After`.",
+    )
 
     @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
     @classmethod

@@ -72,7 +72,8 @@ class Artifact:
         return json.loads(self.file(name).read_text())
 
     def array(self, name: str, mmap: bool = False) -> np.ndarray:
-        """A .npy file of the artifact (no pickle)."""
+        """A .npy file of the artifact (no pickle). ``mmap``: mapped read-only, so processes
+        serving the same version share its pages (for arrays that are only read)."""
         if name not in self.arrays:
             self.arrays[name] = np.load(
                 self.file(name), allow_pickle=False, mmap_mode="r" if mmap else None

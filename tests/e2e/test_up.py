@@ -1,5 +1,5 @@
-"""`encore up` from nothing: the whole stack starts, serves /healthz, applies the demo,
-and Ctrl-C leaves no process behind."""
+"""`encore up` from nothing: the whole stack starts (the API as two processes on one
+port), serves /healthz, applies the demo, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ def _alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid``."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def test_encore_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -34,6 +47,7 @@ def test_encore_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         "ENCORE_RUN_DIR": str(tmp_path / "run"),
         "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
         "ENCORE_API_PORT": str(port),
+        "ENCORE_API_PROCESSES": "2",
     }
     env.pop("ENCORE_KAFKA_BOOTSTRAP", None)
     env.pop("ENCORE_REDIS_URL", None)
@@ -89,6 +103,10 @@ def test_encore_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
             <= {"broker", "redis", "worker-0", "api", "train"}
         )
         pids = [int(p.read_text()) for p in (tmp_path / "run" / "pids").glob("*.pid")]
+        api_pid = int((tmp_path / "run" / "pids" / "api.pid").read_text())
+        api_children = _children(api_pid)
+        assert len(api_children) >= 2, api_children  # the two API worker processes
+        pids += api_children
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=90)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import mmap
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import faiss
+import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from api.pool import WorkPool
 from encore.services import Proc
 from models.codec import encode_batch
 from models.events import Skip
@@ -267,6 +272,39 @@ def test_bad_requests_get_clear_4xx(api: tuple[TestClient, Settings]) -> None:
     assert r.status_code == 413
 
 
+def _mapped(array: Any) -> bool:
+    """Whether an array is a view of a memory-mapped file."""
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return isinstance(array, mmap.mmap)
+
+
+def test_read_only_artifact_arrays_are_memory_mapped(built: Built, tmp_path: Path) -> None:
+    from api.bundle import load_collab, load_content
+
+    store = ArtifactStore(built.root)
+    content = load_content(store.load("content"))
+    collab = load_collab(store.load("als"))
+    for shared in (content.text, content.mood, collab.raw_items, collab.user_factors):
+        assert _mapped(shared)
+        assert not shared.flags.writeable
+    index = faiss.IndexFlatIP(content.text.shape[1])
+    index.add(np.asarray(content.text))
+    faiss.write_index(index, str(tmp_path / "text.faiss"))
+    with_index = ArtifactStore(tmp_path / "store")
+    path = with_index.stage("content")
+    for f in store.load("content").path.iterdir():
+        if f.name != "manifest.json":
+            (path / f.name).write_bytes(f.read_bytes())
+    (path / "text.faiss").write_bytes((tmp_path / "text.faiss").read_bytes())
+    with_index.publish("content", path, params=store.load("content").manifest["params"])
+    mapped = load_content(with_index.load("content"))  # an index file: mapped, still searches
+    rows, _ = mapped.search_text(np.asarray(content.text[5]), 3)
+    assert rows[0] == 5
+
+
 def test_hot_swap_under_concurrent_requests(api: tuple[TestClient, Settings], built: Built) -> None:
     client, settings = api
     old = client.get("/v1/users/demo:u1/recommendations").json()["model_versions"]["als"]
@@ -324,6 +362,55 @@ def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None
         assert "collab" in body["candidates"]  # the batch model still personalises
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+
+
+class _GatedModel:
+    """A text model whose encode waits at a gate, and says when an encode has started."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.gate = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def available(self) -> bool:
+        return True
+
+    def encode(self, texts: list[str]) -> Any:
+        self.started.release()
+        assert self.gate.wait(60)
+        return self.real.encode(texts)
+
+
+def test_a_full_worker_pool_answers_503_while_healthz_and_personal_answer(
+    built: Built,
+) -> None:
+    settings = Settings(artifacts=ArtifactSettings(root=built.root, watch_interval_s=0.2))
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(4) as calls:
+        res = client.app.state.resources  # type: ignore[attr-defined]
+        res.engine.pool.close()  # two threads, so both held encodes start (none waits)
+        res.engine.pool = res.embedder.pool = WorkPool(2, threads=2)
+        model = _GatedModel(res.embedder.model)
+        res.embedder.model = model
+        try:
+            held = [
+                calls.submit(client.post, "/v1/recommend", json={"query": f"held query {i}"})
+                for i in range(2)
+            ]
+            for _ in held:  # both encodes are running: the pool is full
+                assert model.started.acquire(timeout=30)
+            # the event loop is free: liveness and the personal route answer meanwhile
+            assert calls.submit(client.get, "/healthz").result(timeout=10).status_code == 200
+            personal = calls.submit(client.get, "/v1/users/demo:u3/recommendations")
+            assert personal.result(timeout=30).status_code == 200
+            # a query past the bound is refused at once, not queued, not a 500
+            full = calls.submit(client.post, "/v1/recommend", json={"query": "one more"})
+            refused = full.result(timeout=10)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"] == "1"
+        finally:
+            model.gate.set()
+        assert [h.result(timeout=60).status_code for h in held] == [200, 200]
+        assert client.post("/v1/recommend", json={"query": "one more"}).status_code == 200
 
 
 def test_content_without_a_tag_space_still_answers_queries(tmp_path: Path) -> None:

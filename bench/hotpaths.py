@@ -1,0 +1,289 @@
+"""Does a saturated query route slow everything else? Before/after, 1 and 2 API processes.
+
+    python -m bench.hotpaths [--before DIR] [--tracks 20000] [--seconds 15]
+
+On one embedded broker and Redis and one set of synthetic artifacts (ALS and
+content in the published formats), each configuration starts the API
+(``encore api``; ``--before DIR`` adds one run of the code checked out in DIR,
+e.g. ``git archive <commit> | tar -x -C DIR``, as the baseline) and measures:
+
+1. /healthz and the personal route at saturation (16 closed-loop clients each,
+   one after the other): requests/s, and personal over /healthz;
+2. 64 closed-loop clients posting distinct long queries to ``POST /v1/recommend``
+   (every one a cache miss: the text model encodes each) while one client times
+   /healthz and one times the personal route, one request after another;
+3. resident memory of the API's whole process group (RSS, and PSS, which splits
+   pages shared by processes: memory-mapped artifacts, the page cache); with
+   ``--memory-only`` only this (written to ``bench/results/hotpaths-memory.json``).
+
+Clients are separate processes on loopback. Prints one JSON document and a table;
+writes ``bench/results/hotpaths.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+
+_VOCABULARY = (
+    "rain window night city lights slow piano heart broken summer road dust guitar "
+    "ocean waves morning coffee quiet sunday dancing neon drums bass warm vinyl old "
+    "memories autumn leaves falling train station goodbye letter candle dark forest "
+    "mountain wind river stars lonely highway radio static dream fading gold sky"
+)
+WORDS = _VOCABULARY.split()
+
+
+def long_query(rng: random.Random, i: int) -> str:
+    """A distinct query of about 30 words (never in the embedding cache)."""
+    return f"{' '.join(rng.choices(WORDS, k=30))} number {i}"
+
+
+async def client(base: str, kind: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    """Closed loop: ``concurrency`` workers send requests back to back for ``seconds``."""
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    rng = random.Random(kind)
+    counter = iter(range(10**9))
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < end:
+                i = next(counter)
+                if kind == "healthz":
+                    request = session.get("/healthz")
+                elif kind == "personal":
+                    request = session.get(
+                        f"/v1/users/u{rng.randrange(1000)}/recommendations", params={"n": "20"}
+                    )
+                else:
+                    request = session.post(
+                        "/v1/recommend", json={"query": long_query(rng, i), "top_k": 20}
+                    )
+                t0 = time.perf_counter()
+                try:
+                    async with request as r:
+                        await r.read()
+                        statuses[str(r.status)] += 1
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    statuses[type(exc).__name__] += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    lat = np.asarray(latencies) if latencies else np.zeros(1)
+    return {
+        "kind": kind,
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "statuses": dict(statuses),
+        "rps": round(len(latencies) / elapsed, 1),
+        "ok_rps": round(statuses.get("200", 0) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(lat.max()), 2),
+    }
+
+
+def group_memory_mib(pid: int) -> dict[str, float]:
+    """RSS and PSS summed over a process and its descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, seen = [pid], []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo += children.get(p, [])
+    rss = pss = 0
+    for p in seen:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return {
+        "processes": len(seen),
+        "rss_mib": round(rss / 1024, 1),
+        "pss_mib": round(pss / 1024, 1),
+    }
+
+
+def _client_proc(base: str, kind: str, concurrency: int, seconds: float) -> Any:
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.hotpaths", "client", base, kind, str(concurrency),
+         str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+
+
+def _result(proc: Any) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=120)
+    return orjson.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def measure(base: str, seconds: float) -> dict[str, Any]:
+    """The three phases against one running API."""
+    healthz = _result(_client_proc(base, "healthz", 16, 8))
+    personal = _result(_client_proc(base, "personal", 16, 8))
+    procs = [
+        _client_proc(base, "query", 64, seconds),
+        _client_proc(base, "healthz", 1, seconds),
+        _client_proc(base, "personal", 1, seconds),
+    ]
+    query, h_during, p_during = (_result(p) for p in procs)
+    return {
+        "healthz_saturated": healthz,
+        "personal_saturated": personal,
+        "personal_over_healthz": round(personal["ok_rps"] / max(healthz["ok_rps"], 1e-9), 3),
+        "query_saturated": query,
+        "healthz_during_queries": h_during,
+        "personal_during_queries": p_during,
+    }
+
+
+def _loaded_everywhere(base: str, in_a_row: int = 12, limit_s: float = 300) -> None:
+    """Wait until requests on fresh connections (which land on any of the processes)
+    find the artifacts loaded ``in_a_row`` times in a row."""
+    import httpx
+
+    t0, seen = time.monotonic(), 0
+    while seen < in_a_row and time.monotonic() - t0 < limit_s:
+        try:
+            loaded = httpx.get(base + "/readyz", timeout=5).json()["checks"]["artifacts"]
+            seen = seen + 1 if loaded["content"] and loaded["als"] else 0
+        except (httpx.HTTPError, KeyError, ValueError):
+            seen = 0
+        time.sleep(0.1)
+
+
+def run(
+    before: Path | None, tracks: int, seconds: float, memory_only: bool = False
+) -> dict[str, Any]:
+    from bench.common import machine, publish_random_space, stack
+    from bench.serving import _wait, publish_random_content
+    from encore.services import free_port, spawn
+
+    here = Path(__file__).resolve().parent.parent
+    configs = [("before", before, 1)] if before is not None else []
+    configs += [("after", here, 1), ("after", here, 2)]
+    runs = []
+    with stack("hotpaths") as s:
+        root = s.run_dir / "artifacts"
+        version = publish_random_space(root, tracks, users=1_000)
+        publish_random_content(root, tracks, version)
+        for label, code, n in configs:
+            port = free_port()
+            api = spawn(
+                f"api-{label}-{n}",
+                [sys.executable, "-m", "encore.cli", "api"],
+                s.run_dir,
+                env=s.env(ENCORE_API_PORT=str(port), ENCORE_API_PROCESSES=str(n)),
+                cwd=code,
+            )
+            try:
+                base = f"http://127.0.0.1:{port}"
+                _wait(base)
+                _loaded_everywhere(base)
+                time.sleep(3)  # the model warm-up encode
+                result = {} if memory_only else measure(base, seconds)
+                runs.append(
+                    {"code": label, "processes": n, **result, "memory": group_memory_mib(api.pid)}
+                )
+                print(orjson.dumps(runs[-1]).decode(), file=sys.stderr, flush=True)
+            finally:
+                api.stop()
+    return {
+        "name": "hotpaths",
+        "machine": machine(),
+        "params": {
+            "tracks": tracks,
+            "query_seconds": seconds,
+            "query_clients": 64,
+            "memory_only": memory_only,
+        },
+        "runs": runs,
+    }
+
+
+def render(r: dict[str, Any]) -> str:
+    from bench.common import table
+
+    rows = []
+    for x in r["runs"]:
+        q, h, p = x["query_saturated"], x["healthz_during_queries"], x["personal_during_queries"]
+        rows.append(
+            [
+                x["code"],
+                x["processes"],
+                h["p50_ms"],
+                h["p99_ms"],
+                h["max_ms"],
+                p["p99_ms"],
+                q["ok_rps"],
+                q["statuses"].get("503", 0),
+                x["healthz_saturated"]["ok_rps"],
+                x["personal_saturated"]["ok_rps"],
+                x["personal_over_healthz"],
+                x["memory"]["rss_mib"],
+                x["memory"]["pss_mib"],
+            ]
+        )
+    head = ["code", "procs", "healthz p50 ms", "healthz p99 ms", "healthz max ms",
+            "personal p99 ms", "query ok/s", "query 503s", "healthz/s", "personal/s",
+            "personal/healthz", "RSS MiB", "PSS MiB"]  # fmt: skip
+    return table(rows, head)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "client":
+        base, kind, conc, secs = sys.argv[2:6]
+        result = asyncio.run(client(base, kind, int(conc), float(secs)))
+        print(orjson.dumps(result).decode(), flush=True)
+        return
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--before", type=Path, help="a checkout of the baseline code")
+    ap.add_argument("--tracks", type=int, default=20_000)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--memory-only", action="store_true", help="start, load, measure memory")
+    a = ap.parse_args()
+    from bench.common import save
+
+    result = run(a.before, a.tracks, a.seconds, a.memory_only)
+    path = save("hotpaths-memory" if a.memory_only else "hotpaths", result)
+    print(orjson.dumps(result).decode())
+    if a.memory_only:
+        for x in result["runs"]:
+            print(f"{x['code']} x{x['processes']}: {x['memory']}")
+    else:
+        print(render(result))
+    print(f"\n{path}")
+
+
+if __name__ == "__main__":
+    main()
