@@ -6,11 +6,23 @@ published landmark index (:mod:`models.fingerprint`). A match must pass the
 index's own acceptance rule (enough aligned votes and a clear lead over the
 runner-up); otherwise the answer says no exact match was found and offers the
 catalog tracks sharing most landmarks with the clip, and their neighbours.
+
+Uploads are open to anyone by default and compress well (minutes of 8-channel
+silence fit in a few KB of FLAC), so the decoded size is never trusted to the
+upload size. The header's sample rate, channel count and length are checked
+before anything is decoded, then the audio is read in blocks, each mixed to mono
+at once, into one buffer of ``max_seconds`` at the file's rate; a file that
+yields more than that is refused mid-stream whatever its header said. Per
+request the decode holds at most ``4 * (max_seconds * rate + BLOCK_FRAMES *
+channels + max_seconds * 8000)`` bytes of arrays (:meth:`ClipLimits.decode_bytes`):
+about 24.5 MB at the defaults and the highest rate (30 s, 192 kHz, 8 channels).
 """
 
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -23,31 +35,108 @@ from api.recommend import Engine, artist_key, track_info
 from models import fingerprint as fp
 
 MIN_SECONDS = 3.0
-MAX_SECONDS = 30.0
+MIN_RATE = 8_000
+MAX_RATE = 192_000
+BLOCK_FRAMES = 16_384
+"""Frames decoded per read; only one block of all channels is held at a time."""
+UNKNOWN_FRAMES = 2**62
+"""libsndfile reports an unknown length (a stream without a total) as about 2**63."""
 
 
 class ClipError(ValueError):
     """The upload is not a usable audio clip (the message says why)."""
 
 
-def decode(data: bytes) -> tuple[np.ndarray, float]:
-    """Mono audio at the fingerprint rate, and the clip's length in seconds."""
+@dataclass(frozen=True)
+class ClipLimits:
+    """What a clip may declare and decode to (``ENCORE_API_IDENTIFY_*``)."""
+
+    max_seconds: float = 30.0
+    max_channels: int = 8
+
+    def max_frames(self, rate: int) -> int:
+        return math.floor(self.max_seconds * rate)
+
+    def decode_bytes(self, channels: int, rate: int) -> int:
+        """The most memory :func:`decode` holds for a clip (numpy arrays): the mono
+        buffer at the file's rate, one block of all channels and the 8 kHz result."""
+        return 4 * (
+            self.max_frames(rate) + BLOCK_FRAMES * channels + self.max_frames(fp.SAMPLE_RATE) + 1
+        )
+
+
+def _length_error(seconds: float, limits: ClipLimits, more: bool = False) -> ClipError:
+    return ClipError(
+        f"file: the clip is {'over ' if more else ''}{seconds:.1f} s; send {MIN_SECONDS:.0f}-"
+        f"{limits.max_seconds:g} s (5-10 s works best)"
+    )
+
+
+def check_header(frames: int, rate: int, channels: int, limits: ClipLimits) -> None:
+    """Refuse a clip by what its header declares, before anything is decoded."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ClipError(f"file: sample rate {rate} Hz; send {MIN_RATE}-{MAX_RATE} Hz")
+    if not 1 <= channels <= limits.max_channels:
+        raise ClipError(f"file: {channels} audio channels; send at most {limits.max_channels}")
+    if 0 < frames < UNKNOWN_FRAMES and frames > limits.max_frames(rate):
+        raise _length_error(frames / rate, limits)
+
+
+def read_mono(sound: Any, limits: ClipLimits) -> np.ndarray:
+    """All frames of an open ``soundfile.SoundFile``, mixed to mono block by block.
+
+    Holds one preallocated mono buffer of ``limits.max_seconds`` at the file's rate and
+    one block of ``BLOCK_FRAMES`` frames of all channels; stops with :class:`ClipError`
+    as soon as the file yields more than the buffer holds, whatever its header said."""
+    rate, channels = int(sound.samplerate), int(sound.channels)
+    mono = np.empty(limits.max_frames(rate), np.float32)
+    block = np.empty((BLOCK_FRAMES, channels), np.float32)
+    n = 0
+    while True:
+        got = sound.read(BLOCK_FRAMES, dtype="float32", always_2d=True, out=block)
+        k = int(got.shape[0])
+        if k == 0:
+            return mono[:n]
+        if n + k > mono.size:
+            raise _length_error(mono.size / rate, limits, more=True)
+        np.mean(got, axis=1, out=mono[n : n + k])
+        n += k
+
+
+def _unreadable(exc: BaseException) -> ClipError:
+    reason = getattr(exc, "error_string", "")  # libsndfile's own short reason, if any
+    detail = f" ({reason.strip().rstrip('.')})" if isinstance(reason, str) and reason else ""
+    return ClipError(f"file: not a readable audio file{detail}; send WAV, FLAC, Ogg or MP3")
+
+
+def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, float]:
+    """Mono audio at the fingerprint rate, and the clip's length in seconds.
+
+    The header is checked first (:func:`check_header`), then the audio is decoded in
+    blocks (:func:`read_mono`), so memory stays under :meth:`ClipLimits.decode_bytes`
+    whatever the file declares or holds."""
+    limits = limits or ClipLimits()
     try:
         import soundfile
     except ImportError as exc:
         raise ClipError("audio decoding needs the ml extra: pip install -e '.[ml]'") from exc
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        sound = soundfile.SoundFile(io.BytesIO(data))
     except Exception as exc:
-        raise ClipError(f"file: not a readable audio file ({exc})") from exc
-    seconds = samples.shape[0] / rate
-    if seconds < MIN_SECONDS or seconds > MAX_SECONDS:
-        raise ClipError(
-            f"file: the clip is {seconds:.1f} s; send {MIN_SECONDS:.0f}-"
-            f"{MAX_SECONDS:.0f} s (5-10 s works best)"
-        )
-    mono = samples.mean(axis=1)
-    ratio = Fraction(fp.SAMPLE_RATE, int(rate)).limit_denominator(1000)
+        raise _unreadable(exc) from exc
+    with sound:
+        rate = int(sound.samplerate)
+        check_header(int(sound.frames), rate, int(sound.channels), limits)
+        try:
+            mono = read_mono(sound, limits)
+        except ClipError:
+            raise
+        except Exception as exc:
+            raise _unreadable(exc) from exc
+    seconds = mono.size / rate
+    if seconds < MIN_SECONDS:
+        raise _length_error(seconds, limits)
+    ratio = Fraction(fp.SAMPLE_RATE, rate).limit_denominator(1000)
     if ratio != 1:
         mono = resample_poly(mono, ratio.numerator, ratio.denominator)
     return np.asarray(mono, dtype=np.float32), seconds
@@ -85,7 +174,12 @@ def more_from_artist(bundle: Bundle, track: str, n: int) -> list[dict[str, Any]]
 
 
 async def identify(
-    engine: Engine, bundle: Bundle, prints: Fingerprints | None, data: bytes, n: int = 10
+    engine: Engine,
+    bundle: Bundle,
+    prints: Fingerprints | None,
+    data: bytes,
+    n: int = 10,
+    limits: ClipLimits | None = None,
 ) -> dict[str, Any]:
     """``POST /v1/identify``."""
     if prints is None:
@@ -97,7 +191,7 @@ async def identify(
             "fans_also_like": [],
             "similar": [],
         }
-    audio, seconds = await engine.pool.run(decode, data)
+    audio, seconds = await engine.pool.run(decode, data, limits or ClipLimits())
     found = await engine.pool.run(prints.index.query, audio, prints.min_votes, prints.min_ratio)
     base = {"clip_seconds": round(seconds, 2), "fingerprint_version": prints.version}
     if found is not None and found.accepted:

@@ -142,6 +142,20 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = Field(
         default=8_388_608, ge=1_024, description="Largest audio clip for /v1/identify."
     )
+    identify_max_seconds: float = Field(
+        default=30.0,
+        ge=5.0,
+        le=120.0,
+        description="Longest clip /v1/identify decodes; a header declaring more is refused "
+        "before decoding, and decoding stops once more has been read.",
+    )
+    identify_max_channels: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Most audio channels a /v1/identify clip may have (each block is mixed "
+        "to mono as it is read).",
+    )
     max_results: int = Field(default=100, ge=1, le=1_000, description="Largest `n`/`top_k`.")
     mmr_lambda: float = Field(default=0.7, ge=0, le=1, description="MMR relevance weight.")
     artist_gap: int = Field(default=3, ge=0, description="Minimum positions between one artist.")

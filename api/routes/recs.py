@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, HTTPException, Path, Query, Response, Uploa
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ReadAccess, Res
-from api.identify import ClipError, identify
+from api.identify import ClipError, ClipLimits, identify
 from api.playlist import xspf
 from api.query import mood_json, query_recs, similar_tracks
 from api.recommend import artist_key, personal, track_info
@@ -227,7 +227,11 @@ async def identify_clip(
     data = await file.read()
     if not data:
         raise HTTPException(422, "file: empty upload")
+    api = res.settings.api
+    limits = ClipLimits(api.identify_max_seconds, api.identify_max_channels)
     try:
-        return await identify(res.engine, res.bundle, res.bundle.fingerprint, data, _n(res, n))
+        return await identify(
+            res.engine, res.bundle, res.bundle.fingerprint, data, _n(res, n), limits
+        )
     except ClipError as exc:
         raise HTTPException(422, str(exc)) from exc

@@ -1,17 +1,22 @@
 """``POST /v1/identify`` on real packaged music: a noisy, re-encoded 7 s excerpt finds its
 track; a sibling clip that is not in the catalog gets "no exact match"; bad uploads get
-a 422 that says why."""
+a 422 that says why, and a small upload that would decode to hundreds of MB is refused
+by its header, or stopped mid-stream, within a stated memory bound."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import api.identify
 from api.app import create_app
+from api.identify import ClipError, ClipLimits, read_mono
 from batch import audio, audio_sources
 from batch.fingerprint import publish_fingerprints
 from models.io.artifacts import ArtifactStore
@@ -90,6 +95,7 @@ def test_bad_uploads_say_what_is_wrong(client: TestClient, urls: dict[str, str])
     status, body = _post(client, b"not audio at all")
     assert status == 422
     assert "not a readable audio file" in body["detail"]
+    assert "object at 0x" not in body["detail"]
     status, body = _post(client, _clip(urls[INDEXED[1]], 0.0, 1.0, "WAV"))
     assert status == 422
     assert "1.0 s" in body["detail"]
@@ -97,3 +103,86 @@ def test_bad_uploads_say_what_is_wrong(client: TestClient, urls: dict[str, str])
     status, body = _post(client, b"")
     assert status == 422
     assert "empty" in body["detail"]
+
+
+def _silence(seconds: float, channels: int, rate: int, fmt: str = "FLAC") -> bytes:
+    """Silence of the given shape: as FLAC it compresses about 4000-fold."""
+    buf = io.BytesIO()
+    soundfile.write(buf, np.zeros((int(seconds * rate), channels), np.float32), rate, format=fmt)
+    return buf.getvalue()
+
+
+def _peak_bytes(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """``fn()`` and the peak of traced allocations while it ran (numpy's included, every
+    thread: the route decodes on a worker thread)."""
+    tracemalloc.start()
+    try:
+        return fn(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_compressed_long_multichannel_flac_is_refused_by_its_header(
+    client: TestClient,
+) -> None:
+    # 2 min of 8-channel 48 kHz audio: about 46 KB uploaded, 184 MB as float32 samples
+    data = _silence(120.0, 8, 48_000)
+    assert len(data) < 100_000
+    bound = ClipLimits().decode_bytes(8, 48_000)  # about 7.3 MB
+    (status, body), peak = _peak_bytes(lambda: _post(client, data, "clip.flac"))
+    assert status == 422, body
+    assert "120.0 s" in body["detail"]
+    assert "3-30 s" in body["detail"]
+    assert peak < bound, f"the refused upload peaked at {peak / 1e6:.1f} MB"
+
+
+def test_the_stream_stops_past_the_limit_whatever_the_header_says() -> None:
+    # The header check is skipped (read_mono alone), as for a file whose declared length
+    # is missing or wrong: decoding stops once more than max_seconds has been read.
+    limits = ClipLimits(max_seconds=5.0)
+    with soundfile.SoundFile(io.BytesIO(_silence(60.0, 8, 48_000))) as sound:
+
+        def read() -> None:
+            with pytest.raises(ClipError, match=r"over 5\.0 s; send 3-5 s"):
+                read_mono(sound, limits)
+
+        _, peak = _peak_bytes(read)
+        assert sound.tell() <= 5 * 48_000 + api.identify.BLOCK_FRAMES
+    assert peak <= limits.decode_bytes(8, 48_000), f"peaked at {peak / 1e6:.1f} MB"
+
+
+def test_a_declared_too_long_mono_wav_is_refused_before_decoding(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[int] = []
+
+    def spy(sound: Any, limits: ClipLimits) -> np.ndarray:
+        decoded.append(1)
+        return read_mono(sound, limits)
+
+    monkeypatch.setattr(api.identify, "read_mono", spy)
+    status, body = _post(client, _silence(45.0, 1, 8_000, "WAV"))
+    assert status == 422, body
+    assert "45.0 s" in body["detail"]
+    assert decoded == []
+    status, body = _post(client, _silence(1.0, 1, 8_000, "WAV"))  # short: decoded, then refused
+    assert status == 422
+    assert "1.0 s" in body["detail"]
+    assert decoded == [1]
+
+
+@pytest.mark.parametrize(
+    ("channels", "rate", "reason"),
+    [
+        (16, 8_000, "16 audio channels; send at most 8"),
+        (1, 4_000, "sample rate 4000 Hz; send 8000-192000 Hz"),
+        (1, 384_000, "sample rate 384000 Hz; send 8000-192000 Hz"),
+    ],
+)
+def test_channels_and_sample_rate_are_checked_in_the_header(
+    client: TestClient, channels: int, rate: int, reason: str
+) -> None:
+    status, body = _post(client, _silence(4.0, channels, rate, "WAV"))
+    assert status == 422, body
+    assert reason in body["detail"]
+    assert "object at 0x" not in body["detail"]
