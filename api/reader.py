@@ -6,14 +6,12 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orjson
 
 from models import ops
-from models.bandit import ARMS, Posterior, posteriors
 from models.io.store import StateStore
 from models.keys import Keys, generation_key
 from models.serving import CatalogTrack as CatalogTrack  # re-exported for the routes
@@ -121,16 +119,6 @@ class Reader:
         sums = await self.store.read([ops.hgetall(keys.bandit(p)) for p in range(self.partitions)])
         self._bandit = (now, keys.generation, sums)
         return sums
-
-    async def bandit(
-        self,
-        keys: Keys,
-        max_age_s: float = 1.0,
-        arms: Mapping[str, Any] = ARMS,
-        priors: Mapping[str, Posterior] | None = None,
-    ) -> dict[str, Posterior]:
-        """Arm posteriors: the priors plus the live reward sums of every partition."""
-        return posteriors(await self.bandit_sums(keys, max_age_s), arms, priors)
 
     async def links(self, keys: Keys, tracks: list[str]) -> dict[str, str]:
         """Link status per track (absent: unknown); one read per link-health partition."""

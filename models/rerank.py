@@ -121,14 +121,6 @@ def _contributions(names: list[str], column: np.ndarray) -> dict[str, float]:
     return {s: round(float(v), 4) for s, v in zip(names, column, strict=True) if v}
 
 
-def score(
-    candidates: Sequence[Candidate], weights: Mapping[str, float], ctx: Context
-) -> tuple[np.ndarray, list[dict[str, float]]]:
-    """Hybrid scores and per-signal contributions (the skip penalty as ``skips``)."""
-    total, names, parts = _parts(candidates, weights, ctx)
-    return total, [_contributions(names, parts[:, i]) for i in range(len(candidates))]
-
-
 def reason(
     c: Candidate,
     contributions: Mapping[str, float],
