@@ -165,11 +165,14 @@ def served(result: EvalResult) -> list[str]:
         f"Tuned on validation (`batch/served.py`): base blend "
         f"`{json.dumps({k: v for k, v in info.get('base_weights', {}).items() if v})}`, "
         f"MMR lambda {info.get('mmr_lambda')}; each arm is the base leaning toward its own "
-        f"signal. Capped arms (under 90% of the best arm's validation N@10, or leaning on a "
-        f"signal this data lacks: {', '.join(info.get('unmeasured_arms', [])) or 'none'}) share "
-        f"at most {policy.get('explore_share', 0):.0%} of requests. Priors: mean 0.5 x the "
-        f"arm's validation N@10 over the best arm's, worth "
-        f"{info.get('prior_strength', '')} pseudo-observations.",
+        f"signal. Priors: mean 0.5 x the arm's validation N@10 over the best arm's, worth "
+        f"{info.get('prior_strength', '')} pseudo-observations. Bounded exploration: "
+        f"{1 - policy.get('explore_share', 1):.0%} of requests go to the uncapped arm with "
+        f"the best posterior mean, {policy.get('explore_share', 1):.0%} to a Thompson draw "
+        f"over all arms. Capped arms (under 90% of the best arm's validation N@10, or "
+        f"leaning on a signal this data lacks: "
+        f"{', '.join(info.get('unmeasured_arms', [])) or 'none'}) never lead, so they are "
+        f"served only when exploring.",
         "",
         "| arm | weights | capped | prior mean | share of test users at the prior |",
         "|---|---|---|---|---|",

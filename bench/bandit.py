@@ -11,10 +11,13 @@ the user's partition, as the stream workers do. The reader's posterior only
 sees those sums every ``DELAY`` rounds (feedback delay). Three policies run on
 the same listeners and reward draws:
 
-* ``flat``: today's default, Beta(1, 1) priors, nothing capped;
-* ``priors``: priors from a noisy offline score, nothing capped;
-* ``priors+cap``: the same priors, arms under 90% of the best offline score
-  capped to a 5% exploration share together (the proposed policy).
+* ``flat``: plain Thompson sampling from Beta(1, 1) priors, nothing capped (the
+  policy served before a tuned one is published);
+* ``priors``: plain Thompson sampling from priors from a noisy offline score;
+* ``bounded``: the same priors, bounded exploration (the published policy): the
+  uncapped arm with the best posterior mean gets 95% of the choices, a Thompson
+  draw over all arms the other 5%; arms under 90% of the best offline score are
+  capped (never lead).
 
 No broker or Redis: the policy is pure, so the simulation runs it in-process.
 """
@@ -75,11 +78,11 @@ MODEL_VERSION = "als:1"
 
 def policies(offline: Mapping[str, float]) -> dict[str, Policy]:
     """The compared policies, from one set of offline scores."""
-    capped = Policy.from_scores(offline, strength=STRENGTH, explore_share=EXPLORE_SHARE)
+    bounded = Policy.from_scores(offline, strength=STRENGTH, explore_share=EXPLORE_SHARE)
     return {
         "flat": Policy.default(),
-        "priors": Policy(ARMS, capped.priors, frozenset(), EXPLORE_SHARE),
-        "priors+cap": capped,
+        "priors": Policy(ARMS, bounded.priors),
+        "bounded": bounded,
     }
 
 
@@ -172,7 +175,7 @@ def run(seeds: Sequence[int] = SEEDS, rounds: int = ROUNDS) -> dict[str, Any]:
     for seed in seeds:
         offline = offline_scores(np.random.default_rng(10_000 + seed))
         compared = policies(offline)
-        best_capped += BEST in compared["priors+cap"].capped
+        best_capped += BEST in compared["bounded"].capped
         for name, policy in compared.items():
             runs.setdefault(name, []).append(simulate(policy, seed, rounds) | {"seed": seed})
     variants = {

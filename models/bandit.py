@@ -25,9 +25,14 @@ The policy (:class:`Policy`, stored in an artifact manifest as plain JSON):
 * **Priors from offline evaluation.** :func:`priors_from_scores` turns each arm's
   validation quality (e.g. NDCG@10 of the list it serves) into a Beta prior, so
   live traffic starts from what evaluation already knows instead of Beta(1, 1).
-* **Bounded exploration.** Arms whose validation quality is under
-  ``CAP_BELOW`` of the best are *capped*: all of them together get
-  ``explore_share`` of the choices and no more, whatever their posteriors say.
+* **Bounded exploration.** With probability ``1 - explore_share`` the policy
+  exploits: it serves the *leader*, the uncapped arm with the highest posterior
+  mean; otherwise it explores with a Thompson draw over the challengers (every
+  other arm). So the challengers get ``explore_share`` of the choices together,
+  the ones most likely to be better most of it, and ``explore_share = 1`` is
+  plain Thompson sampling over all arms. Arms whose validation
+  quality is under ``CAP_BELOW`` of the best are *capped*: they never lead, so
+  they are only served when exploring, whatever their posteriors say.
 * **Deterministic refresh.** :func:`choose` draws only from an RNG seeded by a
   stable hash of a caller-given seed (user, session, state version, model
   versions), so reloading a page with nothing new gives the same arm.
@@ -135,7 +140,10 @@ CAP_BELOW = 0.9
 """Arms whose offline score is under this fraction of the best are capped."""
 
 DEFAULT_EXPLORE_SHARE = 0.05
-"""Default largest share of choices that all capped arms together get."""
+"""Default exploration share of a policy built from offline scores."""
+
+THOMPSON = 1.0
+"""``explore_share`` of plain Thompson sampling (every choice a draw)."""
 
 _WEAK_STRENGTH = 2.0
 """Pseudo-observations of the prior of an arm with no offline score."""
@@ -255,15 +263,18 @@ class Policy:
     """How the reader picks an arm: blend weights, priors, capped arms, exploration bound.
 
     ``arms`` maps each arm (a name of ``ARMS``) to its blend weights over
-    ``SIGNALS``; ``priors`` holds each arm's Beta prior (Beta(1, 1) when absent);
-    the ``capped`` arms together get at most ``explore_share`` of the choices,
-    uniformly; the rest are Thompson-sampled. Invalid values raise ValueError.
+    ``SIGNALS``; ``priors`` holds each arm's Beta prior (Beta(1, 1) when absent).
+    A share ``1 - explore_share`` of the choices goes to the leader (the uncapped
+    arm with the highest posterior mean; the first in ``arms`` on a tie), the rest
+    to a Thompson draw over the other arms (over all arms when the share is 1);
+    ``capped`` arms never lead. The default
+    share, 1, is plain Thompson sampling. Invalid values raise ValueError.
     """
 
     arms: Mapping[str, Mapping[str, float]]
     priors: Mapping[str, Posterior] = field(default_factory=dict)
     capped: frozenset[str] = frozenset()
-    explore_share: float = DEFAULT_EXPLORE_SHARE
+    explore_share: float = THOMPSON
 
     def __post_init__(self) -> None:
         if not self.arms:
@@ -298,8 +309,8 @@ class Policy:
         if set(self.capped) == set(arms):
             raise ValueError("policy.capped: every arm is capped; at least one must not be")
         share = _number(self.explore_share, "policy.explore_share")
-        if not (math.isfinite(share) and 0 <= share <= 0.5):
-            raise ValueError(f"policy.explore_share must be in [0, 0.5], got {share!r}")
+        if not (math.isfinite(share) and 0 <= share <= 1):
+            raise ValueError(f"policy.explore_share must be in [0, 1], got {share!r}")
         object.__setattr__(self, "arms", MappingProxyType(arms))
         object.__setattr__(self, "priors", MappingProxyType(priors))
         object.__setattr__(self, "capped", frozenset(self.capped))
@@ -307,7 +318,7 @@ class Policy:
 
     @classmethod
     def default(cls) -> Policy:
-        """The hand-set ``ARMS`` with flat priors and nothing capped."""
+        """The hand-set ``ARMS`` with flat priors, nothing capped, plain Thompson sampling."""
         return cls(ARMS)
 
     @classmethod
@@ -364,7 +375,7 @@ class Policy:
         capped = data.get("capped", [])
         if not isinstance(capped, list) or not all(isinstance(a, str) for a in capped):
             raise ValueError("policy.capped must be a list of arm names")
-        share = _number(data.get("explore_share", DEFAULT_EXPLORE_SHARE), "policy.explore_share")
+        share = _number(data.get("explore_share", THOMPSON), "policy.explore_share")
         return cls(arms, priors, frozenset(capped), share)
 
 
@@ -374,21 +385,28 @@ def _draw(
     """The arm the seeded policy picks and every arm's probability of being picked."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    capped = [a for a in policy.arms if a in policy.capped]
-    free = [a for a in policy.arms if a not in policy.capped]
-    share = policy.explore_share if capped else 0.0
+    names = list(policy.arms)
+    dists = [post.get(a, policy.priors[a]) for a in names]
+    leader = max(
+        (i for i, a in enumerate(names) if a not in policy.capped), key=lambda i: dists[i].mean
+    )
+    # the exploiting part (1 - share) goes to the leader; the exploring part is a
+    # Thompson draw over the challengers (every other arm), or over all arms when
+    # the share is 1 (plain Thompson sampling) or there is no challenger
+    share = policy.explore_share
+    pool = [i for i in range(len(names)) if i != leader or share >= 1.0 or len(names) == 1]
     rng = _rng(seed)
     explore = rng.random() < share
-    pick = int(rng.integers(len(capped))) if capped else 0
-    dists = [post.get(a, policy.priors[a]) for a in free]
-    alpha = np.array([p.alpha for p in dists])
-    beta = np.array([p.beta for p in dists])
-    winners = np.argmax(rng.beta(alpha[:, None], beta[:, None], size=(len(free), samples)), axis=0)
-    wins = np.bincount(winners, minlength=len(free))
-    probs = {a: share / len(capped) for a in capped}
-    probs |= {a: (1.0 - share) * int(wins[i]) / samples for i, a in enumerate(free)}
-    arm = capped[pick] if explore else free[int(winners[0])]
-    return arm, {a: probs[a] for a in policy.arms}
+    alpha = np.array([dists[i].alpha for i in pool])
+    beta = np.array([dists[i].beta for i in pool])
+    winners = np.argmax(rng.beta(alpha[:, None], beta[:, None], size=(len(pool), samples)), axis=0)
+    wins = np.bincount(winners, minlength=len(pool))
+    probs = dict.fromkeys(names, 0.0)
+    for j, i in enumerate(pool):
+        probs[names[i]] = share * int(wins[j]) / samples
+    probs[names[leader]] += 1.0 - share
+    arm = names[pool[int(winners[0])]] if explore else names[leader]
+    return arm, probs
 
 
 def choose(
@@ -400,11 +418,11 @@ def choose(
     so the same seed and posteriors give the same answer (build the seed with
     :func:`request_seed` from what should change the answer, e.g. user id,
     session start, the user's state event count and the model versions). With
-    probability ``policy.explore_share`` the pick is uniform among the capped
-    arms (if any); otherwise it is a Thompson draw among the others. The
-    propensity is the probability the policy picks that arm: exact for the
-    exploration part; for the Thompson part, the share of ``samples`` seeded
-    Thompson draws the arm wins (the first of which made the pick, so never 0).
+    probability ``policy.explore_share`` the pick is a Thompson draw over the
+    challengers; otherwise it is the leader (see :class:`Policy`). The propensity is the
+    probability the policy picks that arm: exact for the exploiting part; for the
+    Thompson part, the share of ``samples`` seeded Thompson draws the arm wins
+    (the first of which made the pick, so never 0).
     ``post`` lacking an arm of the policy means that arm's prior.
     """
     arm, probs = _draw(policy, post, seed, samples)

@@ -241,8 +241,12 @@ class BatchSettings(BaseSettings):
     policy_explore_share: float = Field(
         default=0.05,
         ge=0,
-        le=0.5,
-        description="Most share of requests the capped bandit arms (weak or unmeasured) get.",
+        le=1,
+        description=(
+            "Share of requests the tuned bandit policy explores (a Thompson draw over all "
+            "arms); the rest go to the uncapped arm with the best posterior mean (1: plain "
+            "Thompson sampling)."
+        ),
     )
     policy_prior_strength: float = Field(
         default=1000.0,
