@@ -271,6 +271,7 @@ def run(
             "unmeasured_arms": tuned.unmeasured,
             "prior_strength": settings.policy_prior_strength,
             "grid": tuned.grid,
+            "context": tuned.context,
             "seconds": round(time.perf_counter() - started_served, 1),
         },
     )

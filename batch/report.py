@@ -169,7 +169,7 @@ def served(result: EvalResult) -> list[str]:
         f"{info.get('prior_strength', '')} pseudo-observations. Bounded exploration: "
         f"{1 - policy.get('explore_share', 1):.0%} of requests go to the uncapped arm with "
         f"the best posterior mean, {policy.get('explore_share', 1):.0%} to a Thompson draw "
-        f"over all arms. Capped arms (under 90% of the best arm's validation N@10, or "
+        f"over the others. Capped arms (under 90% of the best arm's validation N@10, or "
         f"leaning on a signal this data lacks: "
         f"{', '.join(info.get('unmeasured_arms', [])) or 'none'}) never lead, so they are "
         f"served only when exploring.",
@@ -184,6 +184,45 @@ def served(result: EvalResult) -> list[str]:
             f"| {arm} | `{shown}` | {'yes' if arm in policy.get('capped', []) else 'no'} | "
             f"{p['alpha'] / (p['alpha'] + p['beta']):.3f} | {pulls.get(arm, 0) / total:.1%} |"
         )
+    return out + context_lines(info.get("context", {}))
+
+
+def context_lines(ctx: dict[str, Any]) -> list[str]:
+    """The contextual-policy check of ``batch.served.context_check``."""
+    out = ["", "### Context: would an arm per time of day serve better lists?", ""]
+    if not ctx:
+        return []
+    if not ctx.get("measurable"):
+        out.append(
+            f"Not measurable on this data: {ctx.get('reason', 'no context')}. Skip streaks "
+            "(no skips in the data) and query type (the query route has no arms) cannot be "
+            "measured offline either, so the published policy uses no context."
+        )
+        return out
+    lo, hi = ctx["ci95"]
+    out += [
+        f"Context: {ctx['context']}. On validation each daypart gets the uncapped arm with "
+        f"the best N@10 of its users; on test every user is served their daypart's arm, "
+        f"against the single leader ({ctx['leader']}) for everyone.",
+        "",
+        "| daypart (UTC) | validation users | test users | arm chosen on validation |",
+        "|---|---|---|---|",
+    ]
+    for name, part in ctx["dayparts"].items():
+        out.append(f"| {name} | {part['valid_users']} | {part['test_users']} | {part['arm']} |")
+    verdict = (
+        "it helps, so a contextual policy is worth serving"
+        if ctx["helps"]
+        else "the interval includes zero or is below it, so the published policy uses no context"
+    )
+    out += [
+        "",
+        f"Test N@10: contextual {ctx['contextual_test_ndcg@10']:.4f}, leader "
+        f"{ctx['leader_test_ndcg@10']:.4f}; difference {ctx['delta_ndcg@10']:+.4f} "
+        f"(95% paired bootstrap interval {lo:+.4f} to {hi:+.4f}): {verdict}. Skip streaks "
+        "(no skips in the data) and query type (the query route has no arms) cannot be "
+        "measured offline.",
+    ]
     return out
 
 

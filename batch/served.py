@@ -13,6 +13,10 @@ validation NDCG@10 (coverage kept at least ALS's), each arm is the base
 tilted toward its own signal, arms under 90% of the best arm's validation
 NDCG@10 (or whose signal the data lacks) are capped at an exploration share,
 and each arm's validation quality becomes its prior.
+
+:func:`context_check` tests whether a contextual policy (an arm per time of day)
+would serve better lists than the single best arm; the policy uses context only
+if it does.
 """
 
 from __future__ import annotations
@@ -138,10 +142,7 @@ def list_metrics(
 ) -> dict[str, float]:
     """Accuracy of served lists against the stage's targets, and beyond-accuracy measures
     (only coverage@10 without ``beyond``: what tuning needs, at a fraction of the cost)."""
-    t = stage.target[stage.users]
-    safe = np.where(lists >= 0, lists, 0)
-    hits = (np.asarray(t[np.arange(len(stage.users))[:, None], safe].todense()) > 0) & (lists >= 0)
-    per_user = rank_metrics(hits, np.diff(t.indptr), [k for k in (10, 20) if k <= lists.shape[1]])
+    per_user = _per_user(lists, stage)
     out = {m: float(v.mean()) for m, v in per_user.items()}
     out["users"] = float(len(stage.users))
     full = lists[(lists[:, :10] >= 0).all(axis=1)]
@@ -151,6 +152,14 @@ def list_metrics(
         out["coverage@10"] = float(np.unique(full[:, :10]).size / train.shape[1])
     out["short_lists@10"] = float(len(lists) - len(full))
     return out
+
+
+def _per_user(lists: np.ndarray, stage: Stage) -> dict[str, np.ndarray]:
+    """Each user's rank metrics (recall@k, ndcg@k, ...) of the served lists."""
+    t = stage.target[stage.users]
+    safe = np.where(lists >= 0, lists, 0)
+    hits = (np.asarray(t[np.arange(len(stage.users))[:, None], safe].todense()) > 0) & (lists >= 0)
+    return rank_metrics(hits, np.diff(t.indptr), [k for k in (10, 20) if k <= lists.shape[1]])
 
 
 def _weights(realtime: float, popularity: float) -> dict[str, float]:
@@ -183,6 +192,9 @@ class Tuned:
     grid: list[dict[str, Any]]
     unmeasured: list[str]
     valid_mix: dict[str, float] = field(default_factory=dict)  # the policy at its priors
+    valid_users: dict[str, np.ndarray] = field(default_factory=dict)  # arm -> users' ndcg@10
+    valid_stage_users: np.ndarray | None = None
+    context: dict[str, Any] = field(default_factory=dict)  # see context_check
 
 
 def tune_policy(
@@ -240,7 +252,11 @@ def tune_policy(
             chosen = (m["ndcg@10"], lam)
     lam = chosen[1] if chosen is not None else max(LAMBDA_GRID[1:])
     arms = arm_weights(base)
-    valid = {a: run(w, lam) for a, w in arms.items()}
+    valid, valid_users = {}, {}
+    for a, w in arms.items():
+        lists = served_lists(stage, row_of, _fixed(w, lam), cfg)
+        valid[a] = list_metrics(lists, stage, train, artists, beyond=False)
+        valid_users[a] = _per_user(lists, stage)["ndcg@10"]
     scores = {a: m["ndcg@10"] for a, m in valid.items()}
     top = max(scores.values())
     unmeasured = [a for a in ARMS if set(TILT[a]) - present]
@@ -253,7 +269,7 @@ def tune_policy(
     )
     for a in ARMS:
         log(f"arm {a}: valid ndcg@10 {scores[a]:.4f}{' (capped)' if a in capped else ''}")
-    return Tuned(policy, lam, base, valid, grid, unmeasured)
+    return Tuned(policy, lam, base, valid, grid, unmeasured, valid_users=valid_users)
 
 
 def prior_mix_lists(
@@ -321,10 +337,94 @@ def tune_on_split(
         explore_share=explore_share,
         log=log,
     )
+    tuned.valid_stage_users = stage.users
     lists, _pulls = prior_mix_lists(stage, row_of, tuned, bundle, cfg)
     tuned.valid_mix = list_metrics(lists, stage, train, _measured(data, artists))
     log(f"served prior mix: valid ndcg@10 {tuned.valid_mix['ndcg@10']:.4f}")
     return tuned
+
+
+DAYPARTS = ("night", "morning", "afternoon", "evening")
+"""Time-of-day buckets of six hours each, from 00:00 UTC."""
+MIN_BUCKET_USERS = 30
+"""A bucket with fewer validation users keeps the single best arm."""
+BOOTSTRAP = 2_000
+
+
+def dayparts(times: sp.csr_matrix | None, target: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+    """Each user's daypart (index into ``DAYPARTS``): the UTC hour of their first
+    held-out interaction, the moment a request would have been served; -1 when unknown."""
+    out = np.full(len(users), -1, dtype=np.int64)
+    if times is None:
+        return out
+    t, tg = times.tocsr(), target.tocsr()
+    for i, u in enumerate(users):
+        items = tg.indices[tg.indptr[u] : tg.indptr[u + 1]]
+        when = np.asarray(t[int(u), items].todense()).ravel()
+        when = when[when > 0]
+        if when.size:
+            out[i] = int(when.min() // 3600 % 24) // 6
+    return out
+
+
+def context_check(
+    tuned: Tuned,
+    valid_parts: np.ndarray,
+    test_users: Mapping[str, np.ndarray],
+    test_parts: np.ndarray,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Would a time-of-day contextual policy serve better lists than the single best arm?
+
+    On validation, each daypart gets the uncapped arm with the best mean NDCG@10 of
+    its users (a daypart with under ``MIN_BUCKET_USERS`` users keeps the leader, the
+    arm the policy leads with at its priors). On test, every user is served their
+    daypart's arm; the result is the mean NDCG@10 difference against serving everyone
+    the leader, with a 95% paired bootstrap interval. The context helps only if the
+    interval is above zero. Measurable only where interactions have a time of day.
+    """
+    known = int((test_parts >= 0).sum())
+    if known == 0 or int((valid_parts >= 0).sum()) == 0:
+        return {"measurable": False, "reason": "the interactions have no time of day"}
+    policy = tuned.policy
+    uncapped = [a for a in policy.arms if a not in policy.capped]
+    leader = max(uncapped, key=lambda a: policy.priors[a].mean)
+    parts = {}
+    choice = {}
+    for b, name in enumerate(DAYPARTS):
+        mask = valid_parts == b
+        means = {
+            a: float(tuned.valid_users[a][mask].mean()) if mask.any() else 0.0 for a in uncapped
+        }
+        arm = max(uncapped, key=means.__getitem__) if mask.sum() >= MIN_BUCKET_USERS else leader
+        choice[b] = arm
+        parts[name] = {
+            "valid_users": int(mask.sum()),
+            "test_users": int((test_parts == b).sum()),
+            "arm": arm,
+            "valid_ndcg@10": {a: round(v, 4) for a, v in means.items()},
+        }
+    base = test_users[leader]
+    ctx = np.array(
+        [test_users[choice.get(int(b), leader)][i] for i, b in enumerate(test_parts)],
+        dtype=np.float64,
+    )
+    diff = ctx - base
+    rng = np.random.default_rng(seed)
+    boots = diff[rng.integers(0, diff.size, (BOOTSTRAP, diff.size))].mean(axis=1)
+    lo, hi = (float(x) for x in np.quantile(boots, [0.025, 0.975]))
+    return {
+        "measurable": True,
+        "context": "time of day (UTC hour of the user's first held-out interaction)",
+        "leader": leader,
+        "dayparts": parts,
+        "leader_test_ndcg@10": round(float(base.mean()), 4),
+        "contextual_test_ndcg@10": round(float(ctx.mean()), 4),
+        "delta_ndcg@10": round(float(diff.mean()), 5),
+        "ci95": [round(lo, 5), round(hi, 5)],
+        "helps": lo > 0,
+    }
 
 
 def _measured(data: TrainData, artists: Sequence[str | None] | None) -> Any:
@@ -366,8 +466,10 @@ def evaluate_served(
     t_stage = prepare_stage(bundle, data, [train, valid], test, cfg)
     log(f"served: test pools for {len(t_stage.users)} users")
     rows = []
+    test_users = {}
     for arm, weights in tuned.policy.arms.items():
         lists = served_lists(t_stage, row_of, _fixed(weights, tuned.mmr_lambda), cfg)
+        test_users[arm] = _per_user(lists, t_stage)["ndcg@10"]
         capped = arm in tuned.policy.capped
         rows.append(
             ServedRow(
@@ -391,4 +493,12 @@ def evaluate_served(
         )
     )
     log(f"served prior mix: test ndcg@10 {rows[-1].test['ndcg@10']:.4f} pulls {pulls}")
+    assert tuned.valid_stage_users is not None
+    tuned.context = context_check(
+        tuned,
+        dayparts(data.times, valid, tuned.valid_stage_users),
+        test_users,
+        dayparts(data.times, test, t_stage.users),
+    )
+    log(f"served context check: {tuned.context}")
     return rows, tuned

@@ -5,20 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from batch.data import TrainData
 from batch.foldin import fold_states
 from batch.metrics import evaluate
 from batch.served import (
+    Tuned,
     bundle_from_models,
+    context_check,
+    dayparts,
     list_metrics,
     prepare_stage,
     served_lists,
     tune_on_split,
 )
 from batch.split import random_split
-from models.bandit import ARMS
+from models.bandit import ARMS, Policy, Posterior
 from models.ranking import RankConfig
 
 
@@ -115,3 +119,57 @@ def test_tuned_policy_caps_what_it_cannot_measure_and_ranks_arms_by_validation()
     for arm, weights in policy.arms.items():
         assert abs(sum(weights.values()) - 1.0) < 1e-3, arm
     assert 0.0 < tuned.mmr_lambda <= 1.0
+    # per-user validation quality is kept for the context check, one value per user
+    assert tuned.valid_stage_users is not None
+    for arm, per_user in tuned.valid_users.items():
+        assert per_user.shape == tuned.valid_stage_users.shape
+        assert abs(float(per_user.mean()) - scores[arm]) < 1e-9
+
+
+def _tuned(valid_users: dict[str, np.ndarray]) -> Tuned:
+    policy = Policy(
+        ARMS,
+        priors={"collab-heavy": Posterior(50.0, 50.0), "balanced": Posterior(49.0, 51.0)},
+        capped=frozenset({"realtime-heavy", "content-heavy", "discovery"}),
+        explore_share=0.05,
+    )
+    return Tuned(policy, 1.0, {"collab": 1.0}, {}, [], [], valid_users=valid_users)
+
+
+def test_context_check_picks_an_arm_per_daypart_and_tests_it_on_held_out_users() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    parts = np.repeat(np.arange(4), n // 4)
+
+    # balanced is better in the evening (daypart 3), collab-heavy elsewhere
+    def users() -> dict[str, np.ndarray]:
+        base = rng.uniform(0.2, 0.3, n)
+        other = np.where(parts == 3, base + 0.2, base - 0.05)
+        return {a: base for a in ARMS} | {"balanced": other}
+
+    tuned = _tuned(users())
+    out = context_check(tuned, parts, users(), parts)
+    assert out["measurable"]
+    assert out["leader"] == "collab-heavy"
+    assert out["dayparts"]["evening"]["arm"] == "balanced"
+    assert out["dayparts"]["morning"]["arm"] == "collab-heavy"
+    assert out["delta_ndcg@10"] == pytest.approx(0.05, abs=1e-9)  # a quarter of users + 0.2
+    assert out["helps"]
+    assert out["ci95"][0] > 0
+
+    # no difference between dayparts: the context does not help
+    flat = {a: rng.uniform(0.2, 0.3, n) for a in ARMS}
+    out = context_check(_tuned(flat), parts, flat, parts)
+    assert not out["helps"]
+    # unknown time of day everywhere: not measurable
+    out = context_check(_tuned(flat), np.full(n, -1), flat, np.full(n, -1))
+    assert out == {"measurable": False, "reason": "the interactions have no time of day"}
+
+
+def test_dayparts_come_from_the_first_held_out_interaction() -> None:
+    hour = 3600
+    times = sp.csr_matrix(np.array([[0, 2 * hour, 20 * hour], [7 * hour, 0, 0], [0, 0, 0]]))
+    target = sp.csr_matrix(np.array([[0, 1, 1], [1, 0, 0], [0, 0, 1]]))
+    users = np.array([0, 1, 2])
+    assert dayparts(times, target, users).tolist() == [0, 1, -1]
+    assert dayparts(None, target, users).tolist() == [-1, -1, -1]
