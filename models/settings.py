@@ -243,9 +243,9 @@ class BatchSettings(BaseSettings):
         ge=0,
         le=1,
         description=(
-            "Share of requests the tuned bandit policy explores (a Thompson draw over all "
-            "arms); the rest go to the uncapped arm with the best posterior mean (1: plain "
-            "Thompson sampling)."
+            "Share of requests the tuned bandit policy explores (a Thompson draw over the "
+            "other arms); the rest go to the uncapped arm with the best posterior mean "
+            "(1: plain Thompson sampling)."
         ),
     )
     policy_prior_strength: float = Field(
