@@ -77,12 +77,18 @@ class LRU:
             self.data.popitem(last=False)
 
 
-def track_info(bundle: Bundle, catalog: Mapping[str, CatalogTrack], track: str) -> dict[str, Any]:
-    """Metadata of a track: the content artifact, else the catalog topic's entry."""
+def track_info(
+    bundle: Bundle, catalog: Mapping[str, CatalogTrack], track: str
+) -> Mapping[str, Any]:
+    """Metadata of a track: the content artifact, else the catalog topic's entry.
+
+    The mapping is the artifact's (or the catalog row's) own, not a copy: read it,
+    never change it (copy it first, e.g. ``dict(info)``).
+    """
     if bundle.content is not None and track in bundle.content.row:
-        return dict(bundle.content.items[bundle.content.row[track]])
+        return bundle.content.items[bundle.content.row[track]]
     if track in catalog:
-        return dict(catalog[track].meta)
+        return catalog[track].meta
     for collab in (bundle.collab, bundle.lightgcn):
         if collab is not None and track in collab.row:
             artist = collab.artists[collab.row[track]]
@@ -163,22 +169,23 @@ def content_candidates(
     content: Content, state: UserState, per_seed: int, seeds: int = 5
 ) -> list[Candidate]:
     """Text-space neighbours of the user's most recent positively received tracks."""
-    out: list[Candidate] = []
-    used = 0
+    picked: list[tuple[str, int]] = []
     for track, _t, _kind, w in reversed(state.hist):
-        if used >= seeds:
+        if len(picked) >= seeds:
             break
         row = content.row.get(track)
-        if w <= 0 or row is None:
-            continue
-        used += 1
-        rows, scores = content.search_text(content.text[row], per_seed + 1)
-        for r, s in zip(rows, scores, strict=True):
-            if r != row:
-                out.append(
-                    Candidate(content.ids[r], {"content": float(s)}, ["content"], seed=track)
-                )
-    return out
+        if w > 0 and row is not None:
+            picked.append((track, row))
+    if not picked:
+        return []
+    found = content.search_text_many(content.text[[r for _t, r in picked]], per_seed + 1)
+    ids = content.ids
+    return [
+        Candidate(ids[r], {"content": float(s)}, ["content"], seed=track)
+        for (track, row), (rows, scores) in zip(picked, found, strict=True)
+        for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
+        if r != row
+    ]
 
 
 def trending_candidates(trending: Mapping[str, float]) -> list[Candidate]:

@@ -162,7 +162,14 @@ def mmr(
         return []
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     base = lam * np.asarray(scores, dtype=np.float64)[order]
-    artists = [candidates[i].artist for i in order]
+    codes: dict[str, int] = {}
+    artist = np.array(  # artist codes in visiting order; -1: unknown (never blocks)
+        [
+            -1 if a is None else codes.setdefault(a, len(codes))
+            for a in (candidates[i].artist for i in order)
+        ],
+        dtype=np.int64,
+    )
     groups: dict[int, list[int]] = {}
     for pos, i in enumerate(order):
         v = candidates[i].vector
@@ -183,9 +190,12 @@ def mmr(
     picked: list[int] = []
     while len(picked) < n and open_.any():
         val = np.where(open_, base - (1 - lam) * sim_max, -np.inf)
-        recent = {artists[p] for p in picked[-artist_gap:]} - {None} if artist_gap else set()
-        blocked = np.fromiter((a in recent for a in artists), dtype=bool, count=m)
-        allowed = open_ & ~blocked
+        allowed = open_
+        if artist_gap and picked:
+            recent = artist[picked[-artist_gap:]]
+            recent = recent[recent >= 0]
+            if recent.size:
+                allowed = open_ & ~np.isin(artist, recent)
         pool = allowed if allowed.any() else open_
         choice = int(np.argmax(np.where(pool, val, -np.inf)))
         picked.append(choice)

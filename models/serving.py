@@ -209,9 +209,12 @@ class Content:
 
     def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the text space."""
-        scores, rows = self.text_index.search(unit(query.reshape(1, -1)), min(k, len(self.ids)))
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
+        return self.search_text_many(query.reshape(1, -1), k)[0]
+
+    def search_text_many(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search_text` of each row of ``queries``, in one index call."""
+        scores, rows = self.text_index.search(unit(queries), min(k, len(self.ids)))
+        return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
 
     def search_audio(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the audio space (empty without audio)."""
