@@ -114,6 +114,20 @@ def load_policy(art: Artifact) -> ServedPolicy:
     )
 
 
+def _neighbours(art: Artifact, stem: str, n: int) -> dict[str, np.ndarray]:
+    """The published neighbour table of an index (memory-mapped), if the version has one."""
+    files = art.manifest["files"]
+    if f"{stem}_neighbours.npy" not in files or f"{stem}_neighbour_scores.npy" not in files:
+        return {}
+    ids = art.array(f"{stem}_neighbours.npy", mmap=True)
+    scores = art.array(f"{stem}_neighbour_scores.npy", mmap=True)
+    if ids.ndim != 2 or ids.shape[0] != n or scores.shape != ids.shape:
+        raise ArtifactError(f"content/{art.version}: {stem} neighbour table of shape {ids.shape}")
+    if ids.size and (int(ids.max()) >= n or int(ids.min()) < -1):
+        raise ArtifactError(f"content/{art.version}: {stem} neighbour ids out of range")
+    return {f"{stem}_neighbours": ids, f"{stem}_neighbour_scores": scores}
+
+
 def load_content(art: Artifact) -> Content:
     """Load and validate a "content" artifact."""
     ids = art.json("item_ids.json")
@@ -156,6 +170,7 @@ def load_content(art: Artifact) -> Content:
             if i.get("artist")
         },
         query_space=load_query_space(art),
+        **_neighbours(art, "text", len(ids)),
     )
     smoke(content.text_index, text, f"content/{art.version}")
     return content

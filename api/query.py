@@ -15,7 +15,7 @@ from api import metrics
 from api.bundle import Bundle, Content
 from api.pool import WorkPool
 from api.reader import CatalogTrack
-from api.recommend import Engine, Timer, artist_key, enrich, item_json, track_info
+from api.recommend import Engine, Timer, artist_key, enrich, item_json, rank_alive, track_info
 from models.intent import QUERY_PROBLEMS, query_problem
 from models.io.text import TextModel
 from models.query import (
@@ -151,15 +151,20 @@ async def query_recs(
         except (OSError, TimeoutError, Exception):  # noqa: BLE001 - degrade, never fail
             degraded.append("redis_unavailable")
     await enrich(engine, bundle, keys, pool, catalog, degraded)
-    ranked = rerank(
-        pool,
-        rerank_weights(ranking),
-        n=top_k,
-        filters=filters,
-        ctx=Context(),
-        lam=engine.mmr_lambda,
-        artist_gap=engine.artist_gap,
-        mood_label=mood.label,
+    ranked = await rank_alive(
+        engine,
+        keys,
+        degraded,
+        lambda: rerank(
+            pool,
+            rerank_weights(ranking),
+            n=top_k,
+            filters=filters,
+            ctx=Context(),
+            lam=engine.mmr_lambda,
+            artist_gap=engine.artist_gap,
+            mood_label=mood.label,
+        ),
     )
     timer.lap("rerank")
     items = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,16 @@ from models.state import FoldConfig, UserState
 
 log = logging.getLogger(__name__)
 INFRA = (RedisError, OSError, TimeoutError)
-__all__ = ["Engine", "Timer", "artist_key", "enrich", "item_json", "personal", "track_info"]
+__all__ = [
+    "Engine",
+    "Timer",
+    "artist_key",
+    "enrich",
+    "item_json",
+    "personal",
+    "rank_alive",
+    "track_info",
+]
 
 
 @dataclass
@@ -117,7 +126,7 @@ async def read_catalog(
 async def read_links(
     engine: Engine, keys: Keys | None, pool: list[Candidate], degraded: list[str]
 ) -> dict[str, str]:
-    """Link status of every candidate (empty when Redis is unavailable)."""
+    """Link status of the given candidates (empty when Redis is unavailable)."""
     if keys is None or engine.reader is None or not pool:
         return {}
     try:
@@ -132,6 +141,41 @@ async def read_links(
         return {}
 
 
+LINK_ROUNDS = 4
+"""Most rankings per request while picked tracks turn out to have dead links."""
+
+
+async def rank_alive(
+    engine: Engine,
+    keys: Keys | None,
+    degraded: list[str],
+    rank_once: Callable[[], list[Ranked]],
+) -> list[Ranked]:
+    """Rank, then read the link status of the picked tracks only; while one is dead, rank
+    again without it.
+
+    The pool comes annotated with every link "unknown", so nothing is filtered as dead
+    at first. Reading the status of the few picked tracks instead of the whole pool
+    (hundreds) gives the same list as filtering the whole pool first: a dead track the
+    list never picked changed no greedy step. After ``LINK_ROUNDS`` rankings any dead
+    track still picked is dropped (the list can then be shorter).
+    """
+    ranked = rank_once()
+    known: set[str] = set()
+    for _ in range(LINK_ROUNDS):
+        ask = [r.candidate for r in ranked if r.candidate.track_id not in known]
+        if not ask:
+            break
+        links = await read_links(engine, keys, ask, degraded)
+        for c in ask:
+            c.link = links.get(c.track_id, "unknown")
+            known.add(c.track_id)
+        if not any(c.link == "dead" for c in ask):
+            return ranked
+        ranked = rank_once()  # the dead ones now fail the hard filter
+    return [r for r in ranked if r.candidate.link != "dead"]
+
+
 async def enrich(
     engine: Engine,
     bundle: Bundle,
@@ -140,12 +184,12 @@ async def enrich(
     catalog: dict[str, CatalogTrack],
     degraded: list[str],
 ) -> None:
-    """Read what the artifacts do not know about the pool, then annotate every candidate."""
+    """Read what the artifacts do not know about the pool, then annotate every candidate
+    (link status "unknown": :func:`rank_alive` reads it for the tracks a list picks)."""
     await read_catalog(
         engine, keys, ranking.unknown_tracks(bundle, pool, catalog), catalog, degraded
     )
-    links = await read_links(engine, keys, pool, degraded)
-    ranking.annotate(bundle, pool, catalog, links)
+    ranking.annotate(bundle, pool, catalog, {})
 
 
 def item_json(r: Ranked, bundle: Bundle, catalog: dict[str, CatalogTrack]) -> dict[str, Any]:
@@ -200,17 +244,21 @@ async def personal(
     await read_catalog(
         engine, keys, ranking.unknown_tracks(bundle, pool, catalog), catalog, degraded
     )
-    links = await read_links(engine, keys, pool, degraded)
-    prepared = ranking.prepare(bundle, req, pool, catalog, links)
+    prepared = ranking.prepare(bundle, req, pool, catalog, {})
     timer.lap("enrich")
 
-    ranked = ranking.rank(
-        prepared,
-        policy.arms[arm],
-        n=n,
-        filters=filters,
-        lam=cfg.mmr_lambda,
-        artist_gap=cfg.artist_gap,
+    ranked = await rank_alive(
+        engine,
+        keys,
+        degraded,
+        lambda: ranking.rank(
+            prepared,
+            policy.arms[arm],
+            n=n,
+            filters=filters,
+            lam=cfg.mmr_lambda,
+            artist_gap=cfg.artist_gap,
+        ),
     )
     timer.lap("rerank")
     metrics.ARM_PULLS.labels(arm).inc()

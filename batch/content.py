@@ -11,6 +11,9 @@ Files (the contract the API and the stream workers read):
 ``text.npy`` + ``text.faiss``  all-MiniLM-L6-v2 of :func:`models.content.track_text`
                                of the track's own metadata (what the catalog agent
                                embeds live), L2-normalised, n x 384
+``text_neighbours.npy`` +      every track's 64 nearest tracks by ``text.faiss``
+``text_neighbour_scores.npy``  (ids, cosines): the API's "sounds like your recent
+                               plays" candidates read them instead of searching
 ``mood.npy``                   valence, arousal in [-1, 1], n x 2
 ``audio.npy`` + ``audio.faiss`` reduced audio features, n x 16 (imputed when the
                                track has no audio; see ``items.json``)
@@ -183,7 +186,7 @@ def train_content(
     save_array(path, "text", text)
     save_array(path, "mood", moods)
     save_array(path, "audio", audio_vectors)
-    text_index = write_index(path, "text.faiss", text)
+    text_index = write_index(path, "text.faiss", text, neighbours=True)
     audio_index = write_index(path, "audio.faiss", audio_vectors)
     save_array(path, "text_to_mood", text_mood.weights)
     save_array(path, "text_to_mood_bias", text_mood.bias)

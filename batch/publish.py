@@ -39,19 +39,31 @@ from typing import Any
 import numpy as np
 
 from batch.data import TrainData
-from models.index import build_index, index_kind
+from models.index import build_index, index_kind, neighbour_table
 from models.io.artifacts import ArtifactStore, save_array, save_json
 from models.serving import check_top_lists
 
 FACTOR_KINDS = ("als", "lightgcn")
 
 
-def write_index(path: Path, name: str, vectors: np.ndarray, kind: str = "auto") -> str:
-    """Build an index over ``vectors`` (row numbers as ids), save it, return its kind."""
+def write_index(
+    path: Path, name: str, vectors: np.ndarray, kind: str = "auto", *, neighbours: bool = False
+) -> str:
+    """Build an index over ``vectors`` (row numbers as ids), save it, return its kind.
+
+    With ``neighbours``, also save every row's top neighbours by that index
+    (:func:`models.index.neighbour_table`) as ``<stem>_neighbours.npy`` and
+    ``<stem>_neighbour_scores.npy``, which requests read instead of searching.
+    """
     import faiss
 
     index = build_index(vectors, kind)
     faiss.write_index(index, str(path / name))
+    if neighbours:
+        stem = name.removesuffix(".faiss")
+        ids, scores = neighbour_table(index, vectors)
+        save_array(path, f"{stem}_neighbours", ids)
+        save_array(path, f"{stem}_neighbour_scores", scores)
     return index_kind(index)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from bench.common import machine, publish_random_space, run_json, save, stack, table
 from bench.stream import rss_mib
 from encore.services import free_port
-from models.index import build_index
+from models.index import build_index, neighbour_table
 from models.io.artifacts import ArtifactStore, save_array, save_json
 
 GENRES = ["ambient", "jazz", "rock", "pop", "electronic", "folk", "metal", "soul", "hip-hop"]
@@ -54,7 +54,11 @@ def publish_random_content(root: Path, tracks: int, cf_version: str, seed: int =
     save_json(path, "items.json", items)
     save_array(path, "text", text)
     save_array(path, "mood", rng.uniform(-1, 1, size=(tracks, 2)).astype(np.float32))
-    faiss.write_index(build_index(text), str(path / "text.faiss"))
+    index = build_index(text)
+    faiss.write_index(index, str(path / "text.faiss"))
+    neighbours, scores = neighbour_table(index, text)
+    save_array(path, "text_neighbours", neighbours)
+    save_array(path, "text_neighbour_scores", scores)
     save_array(path, "text_to_mood", (rng.normal(size=(384, 2)) * 0.05).astype(np.float32))
     save_array(path, "text_to_mood_bias", np.zeros(2, np.float32))
     save_json(

@@ -130,3 +130,29 @@ def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     k = max(1, min(k, int(index.ntotal) or 1))
     scores, found = index.search(q, k)
     return np.asarray(scores, dtype=np.float32), np.asarray(found, dtype=np.int64)
+
+
+NEIGHBOURS = 64
+"""Neighbours per item kept by :func:`neighbour_table` (requests use up to this many)."""
+
+
+def neighbour_table(
+    index: Any, vectors: np.ndarray, k: int = NEIGHBOURS, batch: int = 4_096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's top-``k`` neighbours by ``index`` (its own row usually first): ids as
+    int32 (-1 where the index found fewer) and scores as float32, (rows, k) each.
+
+    Built once when an artifact is published, so a request looks up a track's
+    neighbours instead of searching for them; the top ``j <= k`` of a row are what a
+    top-``j`` search would return (HNSW searches with ``max(efSearch, k)``, which
+    stays ``efSearch`` for every ``k`` up to it).
+    """
+    n = vectors.shape[0]
+    ids = np.full((n, k), -1, dtype=np.int32)
+    scores = np.zeros((n, k), dtype=np.float32)
+    for start in range(0, n, batch):
+        s, found = search(index, vectors[start : start + batch], k)
+        width = found.shape[1]
+        ids[start : start + batch, :width] = found
+        scores[start : start + batch, :width] = s
+    return ids, scores

@@ -178,7 +178,7 @@ def content_candidates(
             picked.append((track, row))
     if not picked:
         return []
-    found = content.search_text_many(content.text[[r for _t, r in picked]], per_seed + 1)
+    found = content.text_neighbours_of([r for _t, r in picked], per_seed + 1)
     ids = content.ids
     return [
         Candidate(ids[r], {"content": float(s)}, ["content"], seed=track)

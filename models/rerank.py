@@ -3,13 +3,19 @@
 The reader gathers candidates and raw signals; this module turns them into a
 ranked, explained, diverse list:
 
-1. every signal is min-max normalised over the candidates (missing counts as 0);
-2. the hybrid score is the bandit arm's weighted sum of normalised signals,
+1. hard filters remove recently played and disliked tracks, blocked and
+   excluded artists, and tracks outside the request's genre/year filters;
+2. every signal is min-max normalised over the tracks left (missing counts as 0);
+3. the hybrid score is the bandit arm's weighted sum of normalised signals,
    minus a penalty per recent skip of the track's artist;
-3. hard filters remove dead links, recently played and disliked tracks, blocked
-   and excluded artists, and tracks outside the request's genre/year filters;
-4. MMR picks the list greedily, trading score against similarity to what is
+4. tracks whose link is dead are dropped;
+5. MMR picks the list greedily, trading score against similarity to what is
    already picked (``lambda``), with a minimum gap between tracks of one artist.
+
+Dead links go after scoring, so a track's link status changes no other track's
+score: the API can rank with every link unknown, read the status of the picked
+tracks only, and rank again without the dead ones, and get the list that
+knowing every status first would give (``api.recommend.rank_alive``).
 """
 
 from __future__ import annotations
@@ -87,8 +93,8 @@ def normalise(candidates: Sequence[Candidate], signals: Sequence[str]) -> dict[s
 
 
 def allowed(c: Candidate, filters: Filters, ctx: Context) -> bool:
-    """Hard filters: dead links, history, dislikes, artists, genre and year."""
-    if c.link == "dead" or c.track_id in ctx.recent or c.track_id in ctx.disliked:
+    """Hard filters before scoring: history, dislikes, artists, genre and year."""
+    if c.track_id in ctx.recent or c.track_id in ctx.disliked:
         return False
     if c.artist is not None and (
         c.artist in ctx.blocked_artists or c.artist in filters.exclude_artists
@@ -220,12 +226,13 @@ def rerank(
     titles: Mapping[str, str] | None = None,
     mood_label: str | None = None,
 ) -> list[Ranked]:
-    """Filter, score, diversify and explain: the final list of at most ``n`` tracks."""
+    """Filter, score, drop dead links, diversify and explain: at most ``n`` tracks."""
     kept = [c for c in candidates if allowed(c, filters, ctx)]
     if not kept:
         return []
     scores, names, parts = _parts(kept, weights, ctx)
-    picked = mmr(kept, scores, n, lam, artist_gap)
+    live = [i for i, c in enumerate(kept) if c.link != "dead"]
+    picked = [live[j] for j in mmr([kept[i] for i in live], scores[live], n, lam, artist_gap)]
     out = []
     for i in picked:
         contributions = _contributions(names, parts[:, i])

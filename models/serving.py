@@ -206,6 +206,8 @@ class Content:
     genres: frozenset[str]
     artist_names: dict[str, str]  # lower-case name -> artist id
     query_space: Any = None  # models.query.QuerySpace of the tag files, None in older versions
+    text_neighbours: np.ndarray | None = None  # (n, K) ids by text.faiss; None: search
+    text_neighbour_scores: np.ndarray | None = None  # (n, K) their cosines
 
     def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the text space."""
@@ -215,6 +217,19 @@ class Content:
         """:meth:`search_text` of each row of ``queries``, in one index call."""
         scores, rows = self.text_index.search(unit(queries), min(k, len(self.ids)))
         return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+
+    def text_neighbours_of(self, rows: list[int], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The top-``k`` text neighbours of catalog rows: read from the published table
+        when it holds ``k`` per row, else searched (:meth:`search_text_many`)."""
+        table, scores = self.text_neighbours, self.text_neighbour_scores
+        if table is None or scores is None or k > table.shape[1]:
+            return self.search_text_many(self.text[rows], k)
+        out = []
+        for r in rows:
+            ids = np.asarray(table[r, :k], dtype=np.int64)
+            keep = ids >= 0
+            out.append((ids[keep], np.asarray(scores[r, :k])[keep]))
+        return out
 
     def search_audio(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the audio space (empty without audio)."""

@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
+from batch.publish import write_index
 from models.content import track_text
 from models.demo import GENRES, DemoData, generate
 from models.io.artifacts import ArtifactStore, save_array, save_json
@@ -139,6 +140,7 @@ def publish_content(
     save_json(path, "item_ids.json", [t.track_id for t in demo.tracks])
     save_json(path, "items.json", items)
     save_array(path, "text", text)
+    write_index(path, "text.faiss", text, neighbours=True)  # as batch/content.py publishes
     save_array(path, "mood", mood)
     save_array(path, "text_to_cf", w_cf)
     save_array(path, "text_to_cf_bias", b_cf)

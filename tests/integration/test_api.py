@@ -24,7 +24,7 @@ from api.app import create_app
 from api.pool import WorkPool
 from encore.services import Proc
 from models.codec import encode_batch
-from models.events import Skip
+from models.events import LinkCheck, LinkStatus, Skip
 from models.io.artifacts import ArtifactStore
 from models.io.redis_store import RedisStore, connect
 from models.settings import (
@@ -34,7 +34,7 @@ from models.settings import (
     RedisSettings,
     Settings,
 )
-from models.topics import INTERACTIONS, TRACKS, partition_for
+from models.topics import INTERACTIONS, TOPIC_OF_TYPE, partition_for
 from streams.applier import Record
 from streams.wiring import build_applier, discard_dead_letters
 from tests.apikit import Built, build, demo_data, publish_als, publish_content
@@ -59,8 +59,8 @@ async def _apply(settings: Settings, events: list[Any]) -> None:
     applier = build_applier(settings, store, discard_dead_letters)
     by_part: dict[tuple[str, int], list[Any]] = {}
     for e in events:
-        topic = TRACKS if e.type == "track" else INTERACTIONS
-        key = e.track_id if topic == TRACKS else e.user_id
+        topic = TOPIC_OF_TYPE[e.type]
+        key = e.user_id if topic == INTERACTIONS else e.track_id
         by_part.setdefault((topic, partition_for(key, P)), []).append(e)
     keys = await applier.keys()
     for (topic, part), evs in sorted(by_part.items()):
@@ -251,6 +251,35 @@ def test_playlist_is_valid_xspf(api: tuple[TestClient, Settings]) -> None:
     for t in tracks:
         assert {c.tag.removeprefix(XSPF) for c in t} <= allowed
         assert t.find(f"{XSPF}identifier").text.startswith("urn:")  # type: ignore[union-attr]
+
+
+def test_a_dead_link_leaves_the_list_and_the_list_stays_full(
+    api: tuple[TestClient, Settings],
+) -> None:
+    client, settings = api
+    before = _recs(client, "demo:u7")
+    assert all(i["link"] in ("unknown", "valid", "moved", "requires_auth") for i in before["items"])
+    dead = [before["items"][0]["track_id"], before["items"][5]["track_id"]]
+    t0 = datetime.now(UTC)
+    checks = [
+        LinkCheck(
+            event_id=f"dead-{t}-{i}",
+            occurred_at=t0,
+            track_id=t,
+            url="https://audio.example.com/a.mp3",
+            status=LinkStatus.DEAD,
+            http_code=404,
+        )
+        for t in dead
+        for i in range(3)
+    ]
+    asyncio.run(_apply(settings, checks))
+    after = _recs(client, "demo:u7")
+    assert after["arm"] == before["arm"]  # same state: same arm
+    ids = [i["track_id"] for i in after["items"]]
+    assert not set(dead) & set(ids)
+    assert len(ids) == len(before["items"])
+    assert all(i["link"] != "dead" for i in after["items"])
 
 
 def test_bad_requests_get_clear_4xx(api: tuple[TestClient, Settings]) -> None:

@@ -8,7 +8,15 @@ import faiss
 import numpy as np
 import pytest
 
-from models.index import FLAT_MAX, HNSW_MAX, build_index, choose_kind, index_kind, search
+from models.index import (
+    FLAT_MAX,
+    HNSW_MAX,
+    build_index,
+    choose_kind,
+    index_kind,
+    neighbour_table,
+    search,
+)
 
 MIN_RECALL = {"flat": 1.0, "hnsw": 0.95, "ivfpq": 0.7}
 
@@ -58,3 +66,19 @@ def test_bad_input_is_refused() -> None:
         build_index(np.ones((3, 4), np.float32), ids=np.arange(2))
     with pytest.raises(ValueError, match="unknown index kind"):
         build_index(np.ones((3, 4), np.float32), "lsh")
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_the_neighbour_table_holds_what_a_search_would_find(kind: str) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3_000, 24)).astype(np.float32)
+    index = build_index(x, kind)
+    ids, scores = neighbour_table(index, x, k=40, batch=700)
+    assert ids.shape == scores.shape == (3_000, 40)
+    assert ids.dtype == np.int32
+    rows = rng.choice(3_000, 100, replace=False)
+    for k in (1, 11, 31, 40):
+        s, found = search(index, x[rows], k)
+        np.testing.assert_array_equal(ids[rows, :k], found)
+        np.testing.assert_allclose(scores[rows, :k], s, rtol=1e-6)
+    assert (ids[:, 0] == np.arange(3_000)).mean() > 0.99  # a row's nearest is itself
