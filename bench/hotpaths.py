@@ -3,7 +3,9 @@
     python -m bench.hotpaths [--before DIR] [--tracks 20000] [--seconds 15]
 
 On one embedded broker and Redis and one set of synthetic artifacts (ALS and
-content in the published formats), each configuration starts the API
+content in the published formats), with 40,000 events folded by a stream
+worker first (so the 1,000 listeners the personal route asks for have a
+history and every candidate source runs), each configuration starts the API
 (``encore api``; ``--before DIR`` adds one run of the code checked out in DIR,
 e.g. ``git archive <commit> | tar -x -C DIR``, as the baseline) and measures:
 
@@ -182,6 +184,42 @@ def _loaded_everywhere(base: str, in_a_row: int = 12, limit_s: float = 300) -> N
         time.sleep(0.1)
 
 
+HISTORY_EVENTS = 40_000
+"""Events folded before the API starts: about 40 per listener of the personal route."""
+
+
+def listen(s: Any, tracks: int, events: int = HISTORY_EVENTS) -> dict[str, Any]:
+    """Give the 1,000 listeners of the personal route a history (plays, skips, likes of
+    catalog tracks, folded by a stream worker), so their requests use every candidate
+    source as a real listener's do; every configuration reads the same state."""
+    from bench.common import run_json
+    from bench.stream import high_watermarks, wait_applied
+
+    gen = run_json(
+        [
+            "-m",
+            "bench.loadgen",
+            "--bootstrap",
+            s.broker.address,
+            "--events",
+            str(events),
+            "--users",
+            "1000",
+            "--tracks",
+            str(tracks),
+            "--per-record",
+            "50",
+        ]
+    )
+    last = asyncio.run(high_watermarks(s.broker.address, s.partitions))
+    worker = s.spawn("worker", [sys.executable, "-m", "encore.cli", "worker"])
+    try:
+        applied = asyncio.run(wait_applied(s.redis.address, s.partitions, last, limit_s=600))
+    finally:
+        worker.stop()
+    return {"events": gen.get("events", events), "users": 1_000, "fold_s": applied["done_s"]}
+
+
 def run(
     before: Path | None, tracks: int, seconds: float, memory_only: bool = False
 ) -> dict[str, Any]:
@@ -197,6 +235,7 @@ def run(
         root = s.run_dir / "artifacts"
         version = publish_random_space(root, tracks, users=1_000)
         publish_random_content(root, tracks, version)
+        history = listen(s, tracks)
         for label, code, n in configs:
             port = free_port()
             api = spawn(
@@ -226,6 +265,7 @@ def run(
             "query_seconds": seconds,
             "query_clients": 64,
             "memory_only": memory_only,
+            "history": history,
         },
         "runs": runs,
     }

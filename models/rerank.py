@@ -153,6 +153,11 @@ def reason(
     }.get(top or "", "picked for variety")
 
 
+HEAD_MIN = 64
+"""MMR first works on this many best-scored candidates (or ``HEAD_PER_PICK`` per pick)."""
+HEAD_PER_PICK = 4
+
+
 def mmr(
     candidates: Sequence[Candidate], scores: np.ndarray, n: int, lam: float, artist_gap: int
 ) -> list[int]:
@@ -162,37 +167,69 @@ def mmr(
     is the inner product of diversity vectors of the same dimension (a track without
     a vector is similar to nothing). When the gap cannot be kept (too few artists),
     the best remaining track is taken anyway rather than returning a short list.
+
+    The greedy steps run on the head of the score order only, and the answer is the
+    same as over the whole pool: a candidate's MMR value never exceeds ``lam`` times
+    its score (the similarity penalty starts at 0 and only grows, for ``0 <= lam <=
+    1``), so a pick from the head whose value is at least that bound for the best
+    candidate outside it is the pick the whole pool gives. When a step cannot show
+    that (or the head runs out of allowed candidates), the head doubles and the
+    steps start again.
     """
     m = len(candidates)
     if m == 0 or n <= 0:
         return []
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    base = lam * np.asarray(scores, dtype=np.float64)[order]
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    base = lam * s[order]
+    size = min(m, max(HEAD_MIN, HEAD_PER_PICK * n)) if 0.0 <= lam <= 1.0 else m
+    while True:
+        picked = _mmr_head(candidates, order, base, size, n, lam, artist_gap)
+        if picked is not None:
+            return [int(order[p]) for p in picked]
+        size = min(m, 2 * size)
+
+
+def _mmr_head(
+    candidates: Sequence[Candidate],
+    order: np.ndarray,
+    base: np.ndarray,
+    size: int,
+    n: int,
+    lam: float,
+    artist_gap: int,
+) -> list[int] | None:
+    """MMR over the first ``size`` positions of ``order``; None when a pick could
+    depend on a candidate outside them."""
+    whole = size == len(order)
+    bound = -np.inf if whole else float(base[size])  # no value outside the head exceeds it
+    head = order[:size]
+    base = base[:size]
     codes: dict[str, int] = {}
     artist = np.array(  # artist codes in visiting order; -1: unknown (never blocks)
         [
             -1 if a is None else codes.setdefault(a, len(codes))
-            for a in (candidates[i].artist for i in order)
+            for a in (candidates[i].artist for i in head)
         ],
         dtype=np.int64,
     )
     groups: dict[int, list[int]] = {}
-    for pos, i in enumerate(order):
+    for pos, i in enumerate(head):
         v = candidates[i].vector
         if v is not None:
             groups.setdefault(v.shape[0], []).append(pos)
     mats = {
         d: (
             np.asarray(rows),
-            np.stack([candidates[order[p]].vector for p in rows]).astype(np.float64),
+            np.stack([candidates[head[p]].vector for p in rows]).astype(np.float64),
         )
         for d, rows in groups.items()
     }
-    dim_of = np.zeros(m, dtype=np.int64)
+    dim_of = np.zeros(size, dtype=np.int64)
     for d, rows in groups.items():
         dim_of[rows] = d
-    sim_max = np.zeros(m)
-    open_ = np.ones(m, dtype=bool)
+    sim_max = np.zeros(size)
+    open_ = np.ones(size, dtype=bool)
     picked: list[int] = []
     while len(picked) < n and open_.any():
         val = np.where(open_, base - (1 - lam) * sim_max, -np.inf)
@@ -202,8 +239,15 @@ def mmr(
             recent = recent[recent >= 0]
             if recent.size:
                 allowed = open_ & ~np.isin(artist, recent)
-        pool = allowed if allowed.any() else open_
+        if allowed.any():
+            pool = allowed
+        elif whole:
+            pool = open_
+        else:
+            return None  # an allowed candidate may wait outside the head
         choice = int(np.argmax(np.where(pool, val, -np.inf)))
+        if val[choice] < bound:
+            return None
         picked.append(choice)
         open_[choice] = False
         d = int(dim_of[choice])
@@ -211,7 +255,9 @@ def mmr(
             idx, mat = mats[d]
             sims = mat @ mat[np.searchsorted(idx, choice)]
             sim_max[idx] = np.maximum(sim_max[idx], sims)
-    return [int(order[p]) for p in picked]
+    if len(picked) < n and not whole:
+        return None  # the head ran out before the list was full
+    return picked
 
 
 def rerank(

@@ -140,3 +140,30 @@ def test_vectorised_mmr_matches_its_definition() -> None:
         assert mmr(cands, scores, n, lam, gap) == _mmr_by_definition(cands, scores, n, lam, gap), (
             trial
         )
+
+
+def test_mmr_on_the_head_picks_what_the_whole_pool_would() -> None:
+    from models.rerank import _mmr_head, mmr
+
+    rng = np.random.default_rng(5)
+    expanded = 0
+    for trial in range(150):
+        m = int(rng.integers(1, 500))
+        artists = int(rng.choice([1, 2, 5, 60]))
+        cands = []
+        for i in range(m):
+            v = None if rng.random() < 0.05 else rng.normal(size=8).astype(np.float32)
+            c = Candidate(f"t{i}", {"collab": 1.0}, artist=f"a{int(rng.integers(0, artists))}")
+            c.vector = v
+            cands.append(c)
+        scores = rng.random(m) ** 2
+        n = int(rng.integers(1, 30))
+        lam = float(rng.choice([1.0, 0.8, 0.6, 0.0]))
+        gap = int(rng.integers(0, 4))
+        order = np.argsort(-scores, kind="stable")
+        whole = _mmr_head(cands, order, lam * scores[order], m, n, lam, gap)
+        assert whole is not None
+        assert mmr(cands, scores, n, lam, gap) == [int(order[p]) for p in whole], trial
+        head = min(m, 64)
+        expanded += _mmr_head(cands, order, lam * scores[order], head, n, lam, gap) is None
+    assert 0 < expanded < 150  # both paths ran: the head sufficed, and it had to grow
