@@ -155,7 +155,7 @@ def reason(
 
 HEAD_MIN = 64
 """MMR first works on this many best-scored candidates (or ``HEAD_PER_PICK`` per pick)."""
-HEAD_PER_PICK = 4
+HEAD_PER_PICK = 8
 
 
 def mmr(
