@@ -106,6 +106,7 @@ def load_source(source: str, path: Path | None, settings: Settings, bars: Bars) 
                     partitions=settings.kafka.partitions,
                     max_bytes=settings.kafka.max_record_bytes,
                     progress=report,
+                    max_skew_ms=round(settings.stream.max_clock_skew_s * 1000),
                 )
             )
             snapshot.prune(out, settings.artifacts.keep_versions)

@@ -106,6 +106,14 @@ class StreamSettings(BaseSettings):
     full_play: float = Field(
         default=0.8, gt=0, le=1, description="Completion at or above which a play counts as full."
     )
+    max_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="Most an event's time may lie ahead of when it was sent (the API's clock, a "
+        "record's broker time); later events get 422 at the API and go to the dead-letter topic "
+        "as `future_timestamp`.",
+    )
     trending_bucket_s: int = Field(default=300, ge=1, description="Trending time-bucket width.")
     trending_window_s: int = Field(default=86_400, ge=1, description="Trending buckets kept.")
     web_port: int = Field(default=0, ge=0, le=65_535, description="Worker metrics port (0: free).")

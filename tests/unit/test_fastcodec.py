@@ -223,9 +223,14 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+# Latest accepted event times: none, then 2100 and mid-2024 (inside valid_time()) and 2200.
+NOT_AFTER = [None, 4_102_444_800_000, 1_717_200_000_000, 7_258_118_400_000]
+
+
 @st.composite
-def records(draw: st.DrawFn) -> tuple[bytes, int]:
-    """A record value (one event, a batch, or junk) and the size limit to decode it with."""
+def records(draw: st.DrawFn) -> tuple[bytes, int, int | None]:
+    """A record value (one event, a batch, or junk), the size limit to decode it with and
+    the latest event time to accept (None: no limit)."""
     kind = draw(st.sampled_from(["event", "event", "batch", "batch", "odd_batch", "junk", "dup"]))
     if kind == "event":
         raw = dumps(draw(st.one_of(valid_events, mutated())))
@@ -265,7 +270,7 @@ def records(draw: st.DrawFn) -> tuple[bytes, int]:
             )
         )
     limit = draw(st.sampled_from([LIMIT, LIMIT, max(0, len(raw) - 1), len(raw)]))
-    return raw, limit
+    return raw, limit, draw(st.sampled_from(NOT_AFTER))
 
 
 # --- the comparison -----------------------------------------------------------
@@ -293,9 +298,11 @@ def assert_same_event(model: BaseModel, struct: Any) -> None:
     assert fastcodec.as_model(struct) == model
 
 
-def assert_agree(raw: bytes | None, limit: int = LIMIT) -> codec.Decoded:
-    slow = codec.decode_record(raw, max_bytes=limit)
-    fast = fastcodec.decode_record(raw, max_bytes=limit)
+def assert_agree(
+    raw: bytes | None, limit: int = LIMIT, not_after: int | None = None
+) -> codec.Decoded:
+    slow = codec.decode_record(raw, max_bytes=limit, not_after_ms=not_after)
+    fast = fastcodec.decode_record(raw, max_bytes=limit, not_after_ms=not_after)
     assert fast.rejected == slow.rejected
     assert len(fast.events) == len(slow.events)
     for model, struct in zip(slow.events, fast.events, strict=True):
@@ -305,8 +312,26 @@ def assert_agree(raw: bytes | None, limit: int = LIMIT) -> codec.Decoded:
 
 @SETTINGS
 @given(records())
-def test_fast_decoder_agrees_with_the_contract(record: tuple[bytes, int]) -> None:
+def test_fast_decoder_agrees_with_the_contract(record: tuple[bytes, int, int | None]) -> None:
     assert_agree(*record)
+
+
+@SETTINGS
+@given(st.lists(valid_events, min_size=1, max_size=8), st.sampled_from(NOT_AFTER[1:]))
+def test_events_from_the_future_are_rejected_alone_by_both(
+    docs: list[dict[str, Any]], not_after: int
+) -> None:
+    decoded = assert_agree(encode_batch(docs), not_after=not_after)
+    late = [d for d in docs if fastcodec.as_model(_struct(d)).occurred_ms > not_after]
+    assert [r.reason for r in decoded.rejected] == [codec.Reason.FUTURE_TIMESTAMP] * len(late)
+    assert [orjson.loads(r.raw) for r in decoded.rejected] == late
+    assert all(r.error.startswith("occurred_at: ") for r in decoded.rejected)
+    assert len(decoded.events) == len(docs) - len(late)
+    assert all(e.occurred_ms <= not_after for e in decoded.events)
+
+
+def _struct(doc: dict[str, Any]) -> Any:
+    return fastcodec.decode_record(orjson.dumps(doc), max_bytes=LIMIT).events[0]
 
 
 @SETTINGS
