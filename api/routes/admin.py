@@ -129,6 +129,7 @@ async def dlq_redrive(
         reason=reason,
         dry_run=dry_run,
         max_record_bytes=s.kafka.max_record_bytes,
+        max_skew_ms=round(s.stream.max_clock_skew_s * 1000),
     )
     return {
         "sent": report.sent,
