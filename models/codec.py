@@ -8,12 +8,16 @@ dead-letter topic.
 An event dated later than its record allows (:func:`not_after_ms`: the time the
 record was sent plus the allowed clock skew) is rejected as ``future_timestamp``:
 folded, it would move the listener's clocks past every later event.
+
+An interaction whose ``context`` names a bandit arm this code does not know is
+kept without its context (:func:`drop_unknown_arms`): the play, skip or like
+still counts, only the link to a recommendation is lost, and it is counted.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +25,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from models.bandit import ARMS
 from models.events import (
     MAX_BATCH_EVENTS,
     RECORD_ADAPTER,
@@ -58,10 +63,30 @@ class Rejected:
 
 @dataclass(slots=True)
 class Decoded:
-    """Result of decoding one record: valid events and rejected parts, in order."""
+    """Result of decoding one record: valid events and rejected parts, in order, and how
+    many interactions lost a context that named an unknown bandit arm."""
 
     events: list[Any] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    dropped_contexts: int = 0
+
+
+def drop_unknown_arms(out: Decoded, without_context: Callable[[Any], Any]) -> None:
+    """Replace each interaction whose context names an unknown arm by its copy without
+    the context (``without_context``), and count it in ``out.dropped_contexts``.
+
+    Such a context cannot be credited to any arm, but the event is still the
+    listener's play, skip or like: dead-lettering it whole would lose that."""
+    events = out.events
+    for i, e in enumerate(events):
+        ctx = getattr(e, "context", None)
+        if ctx is not None and ctx.arm not in ARMS:
+            events[i] = without_context(e)
+            out.dropped_contexts += 1
+
+
+def _model_without_context(event: Any) -> Any:
+    return event.model_copy(update={"context": None})
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -121,7 +146,14 @@ def decode_record(raw: bytes | None, *, max_bytes: int, not_after_ms: int | None
     """Decode one Kafka record value into events; never raises on bad input.
 
     With ``not_after_ms``, an event dated later is rejected as ``future_timestamp``
-    (its own bytes for a batch member, as for any other rejected member)."""
+    (its own bytes for a batch member, as for any other rejected member). A context
+    naming an unknown arm is dropped from its event (:func:`drop_unknown_arms`)."""
+    out = _decode(raw, max_bytes, not_after_ms)
+    drop_unknown_arms(out, _model_without_context)
+    return out
+
+
+def _decode(raw: bytes | None, max_bytes: int, not_after_ms: int | None) -> Decoded:
     out = Decoded()
     if raw is None:
         out.rejected.append(Rejected(Reason.NOT_JSON, "record has no value", b""))

@@ -226,8 +226,9 @@ def decode_record(
 ) -> codec.Decoded:
     """Decode one record value into event structs; never raises on bad input.
 
-    Same decisions, reasons and values as :func:`models.codec.decode_record`; a
-    record with an event dated after ``not_after_ms`` is left to it whole."""
+    Same decisions, reasons and values as :func:`models.codec.decode_record` (a
+    context naming an unknown arm dropped the same way); a record with an event
+    dated after ``not_after_ms`` is left to it whole."""
     if raw is not None and len(raw) <= max_bytes and not _for_the_contract(raw):
         try:
             record = _DECODER.decode(raw)
@@ -236,10 +237,17 @@ def decode_record(
         else:
             events = record.events if type(record) is BatchS else [record]
             if not_after_ms is None or all(e.occurred_ms <= not_after_ms for e in events):
-                return codec.Decoded(events=events)
+                out = codec.Decoded(events=events)
+                if b'"arm"' in raw:  # no escapes here, so a context's arm is spelt so
+                    codec.drop_unknown_arms(out, _without_context)
+                return out
     out = codec.decode_record(raw, max_bytes=max_bytes, not_after_ms=not_after_ms)
     out.events = [from_model(e) for e in out.events]
     return out
+
+
+def _without_context(event: Any) -> Any:
+    return msgspec.structs.replace(event, context=None)
 
 
 def from_model(model: BaseModel) -> Any:

@@ -2,10 +2,11 @@
 
 For each batch: read the partition's applied offset, drop records at or below
 it, decode (bad parts, and events dated more than the allowed clock skew after
-their record's broker time, go to the dead-letter topic), drop event ids already in
-the dedup window, read the state the events touch, plan the writes with the
-pure functions of :mod:`models.apply`, and commit them in one atomic step with
-the new offset (compare-and-set on the old one). The live Faust agents and the
+their record's broker time, go to the dead-letter topic; a context naming an
+unknown bandit arm is dropped from its event, which still applies), drop event
+ids already in the dedup window, read the state the events touch, plan the
+writes with the pure functions of :mod:`models.apply`, and commit them in one
+atomic step with the new offset (compare-and-set on the old one). The live Faust agents and the
 replay both call :meth:`Applier.apply`.
 """
 
@@ -30,7 +31,6 @@ from models.apply import (
     plan_links,
     plan_tracks,
 )
-from models.bandit import ARMS
 from models.codec import Reason, Rejected, not_after_ms
 from models.events import event_to_dict
 from models.fastcodec import as_model, decode_record
@@ -68,6 +68,7 @@ class ApplyResult:
     duplicates: int = 0
     stale_records: int = 0
     rejected: int = 0
+    dropped_contexts: int = 0
     seek_to: int | None = None
     offset: int = -1
     by_type: dict[str, int] = field(default_factory=dict)
@@ -183,6 +184,7 @@ class Applier:
 
         events: list[tuple[int, Any]] = []
         rejected: list[tuple[int, Rejected]] = []
+        dropped_contexts = 0
         now_ms = int(self.clock() * 1000)
         for r in fresh:
             if r.skip:
@@ -193,6 +195,7 @@ class Applier:
                 not_after_ms=not_after_ms(r.timestamp_ms, now_ms, self.max_skew_ms),
             )
             rejected += [(r.offset, x) for x in decoded.rejected]
+            dropped_contexts += decoded.dropped_contexts
             for e in decoded.events:
                 problem = self._misrouted(e, topic, partition)
                 if problem:
@@ -238,6 +241,7 @@ class Applier:
             self._cache[(topic, partition)] = cache
         result.applied = len(accepted)
         result.rejected = len(rejected)
+        result.dropped_contexts = dropped_contexts
         result.offset = new_offset
         for e in batch:
             result.by_type[e.type] = result.by_type.get(e.type, 0) + 1
@@ -245,7 +249,7 @@ class Applier:
         return result
 
     def _misrouted(self, event: Any, topic: str, partition: int) -> Rejected | None:
-        """Why an event may not be applied here (wrong topic, partition or arm), or None."""
+        """Why an event may not be applied here (wrong topic or partition), or None."""
         kind = event.type
         if TOPIC_OF_TYPE[kind] != topic:
             return _reject(
@@ -260,13 +264,6 @@ class Applier:
                 Reason.WRONG_PARTITION,
                 event,
                 f"key {key!r} belongs on partition {want}, not {partition}",
-            )
-        ctx = event.context if topic == INTERACTIONS else None
-        if ctx is not None and ctx.arm not in ARMS:
-            return _reject(
-                Reason.UNRESOLVABLE_REFERENCE,
-                event,
-                f"context.arm: unknown arm {ctx.arm!r} (known: {', '.join(ARMS)})",
             )
         return None
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from encore.services import Proc, free_port, start_broker, start_redis
 from models import ops
 from models.codec import encode_event
-from models.events import Skip
+from models.events import Play, RecContext, Skip
 from models.io.dlq import read_dead_letters
 from models.keys import Keys
 from models.topics import INTERACTIONS, partition_for
@@ -313,7 +313,8 @@ async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_move_the
 ) -> None:
     """A play dated 9999-12-31 sent straight to the topic (not through the API) goes to
     the dead-letter topic as future_timestamp, live and in replay; the listener's later
-    events still move the state."""
+    events still move the state, a play whose context names an unknown arm included
+    (only its context is dropped)."""
     env = make_env()
     await env.create_topics()
     env.start_worker()
@@ -340,18 +341,28 @@ async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_move_the
         )
         for i in range(3)
     ]
-    for skip in later:  # one record each, as an app sends them
-        await env.produce([skip])
+    made_up = Play(
+        event_id="made-up-arm",
+        occurred_at=now - timedelta(seconds=40),
+        user_id=user,
+        track_id="t9",
+        ms_played=1_000,
+        completion=0.9,
+        context=RecContext(rec_id="r1", arm="made-up"),
+    )
+    for event in [made_up, *later]:  # one record each, as an app sends them
+        await env.produce([event])
     await env.wait_applied()
     letters = await read_dead_letters(env.broker.address, [INTERACTIONS])
     assert letters.by_reason() == {"interactions/future_timestamp": 1}
     assert "occurred_at" in letters.entries[0]["error"]
     dump = await env.dump()
     doc = orjson.loads(dump[f"u:{{i{part}}}:{user}"]["doc"])
-    assert doc["n"] == 3
-    assert (doc["s"]["skips"], doc["s"]["streak"]) == (3, 3)
+    assert doc["n"] == 4
+    assert (doc["s"]["plays"], doc["s"]["skips"], doc["s"]["streak"]) == (1, 3, 3)
     assert doc["t"] == int(later[-1].occurred_at.timestamp() * 1000)
     assert dump[f"dlq:{{i{part}}}"] == {"future_timestamp": "1"}
+    assert f"bandit:{{i{part}}}" not in dump  # nothing credited to a made-up arm
 
     from models.settings import load_settings
     from streams.wiring import build_applier

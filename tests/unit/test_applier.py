@@ -119,18 +119,22 @@ async def test_bad_records_go_to_the_dead_letter_sink_and_good_ones_apply() -> N
         Record(4, b"x" * 200_000),
     ]
     r = await a.apply(INTERACTIONS, 1, records)
-    assert (r.applied, r.rejected, r.offset) == (1, 5, 4)
+    assert (r.applied, r.rejected, r.dropped_contexts, r.offset) == (2, 4, 1, 4)
     reasons = [(off, rej.reason) for _, _, off, rej in sink.got]
     assert reasons == [
         (0, Reason.NOT_JSON),
         (1, Reason.SCHEMA_VIOLATION),
         (2, Reason.WRONG_PARTITION),
-        (3, Reason.UNRESOLVABLE_REFERENCE),
         (4, Reason.OVERSIZE),
     ]
     counts = store.data[Keys("enc", 0, P).dlq_counts(INTERACTIONS, 1)]
     assert counts[b"schema_violation"] == b"1"
-    assert sum(int(v) for v in counts.values()) == 5
+    assert sum(int(v) for v in counts.values()) == 4
+    # The play naming an unknown arm counts; only its recommendation context is dropped.
+    state = await _user(store, u)
+    assert state.n == 2
+    assert [h[0] for h in state.hist] == ["t1", "t1"]
+    assert Keys("enc", 0, P).bandit(1) not in store.data  # no reward for a made-up arm
 
 
 def _ms(minutes: float) -> int:

@@ -304,6 +304,7 @@ def assert_agree(
     slow = codec.decode_record(raw, max_bytes=limit, not_after_ms=not_after)
     fast = fastcodec.decode_record(raw, max_bytes=limit, not_after_ms=not_after)
     assert fast.rejected == slow.rejected
+    assert fast.dropped_contexts == slow.dropped_contexts
     assert len(fast.events) == len(slow.events)
     for model, struct in zip(slow.events, fast.events, strict=True):
         assert_same_event(model, struct)
@@ -368,6 +369,24 @@ def test_structs_mirror_the_models_field_for_field() -> None:
                 assert f.default == want, (model.__name__, f.name)
     assert set(fastcodec.RecContext.__struct_fields__) == set(RecContext.model_fields)
     assert set(fastcodec.BatchS.__struct_fields__) == set(EventBatch.model_fields) - {"type"}
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_context_with_an_unknown_arm_is_dropped_and_the_play_kept(escaped: bool) -> None:
+    play = orjson.loads(encode_event(every_event_type()[1]))
+    made_up = {**play, "event_id": "p2", "context": {**play["context"], "arm": "made-up"}}
+    raw = encode_batch([play, made_up])
+    if escaped:  # spelt with an escape: the fast decoder leaves it to the contract
+        raw = raw.replace(b'"arm":"made-up"', b'"\\u0061rm":"made-up"')
+    decoded = assert_agree(raw)
+    assert decoded.rejected == []
+    assert decoded.dropped_contexts == 1
+    [kept, stripped] = [fastcodec.as_model(e) for e in decoded.events]
+    assert kept.context is not None
+    assert kept.context.arm == "balanced"
+    assert stripped.event_id == "p2"
+    assert stripped.context is None
+    assert stripped.model_copy(update={"context": kept.context, "event_id": "play-0"}) == kept
 
 
 def test_submicrosecond_times_go_to_the_contract() -> None:
