@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -23,6 +24,7 @@ from api.routes import admin, ingest, recs, web
 from api.routes import ops as ops_routes
 from api.served import ServedLog
 from api.state import Resources
+from api.validation import validation_response
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
 from models.settings import Settings
@@ -169,6 +171,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             time.perf_counter() - started
         )
         return response
+
+    app.add_exception_handler(RequestValidationError, validation_response)
 
     @app.exception_handler(Overloaded)
     async def overloaded(_request: Request, _exc: Overloaded) -> Response:

@@ -12,12 +12,18 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import AdminAccess, Res
 from api.recommend import arm_posteriors
+from api.validation import StrictJSONRoute
 from models import ops
 from models.io.dlq import read_dead_letters, redrive
 from models.keys import ope_key
 from models.topics import SOURCE_TOPICS
 
-router = APIRouter(prefix="/v1/admin", tags=["operations"], dependencies=[AdminAccess])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["operations"],
+    dependencies=[AdminAccess],
+    route_class=StrictJSONRoute,
+)
 
 
 @router.get(

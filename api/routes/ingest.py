@@ -16,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api import metrics
 from api.deps import IngestAccess, Res
+from api.validation import StrictJSONRoute
 from models.codec import future_message
 from models.events import MAX_BATCH_EVENTS, Event
 from models.io.producer import BrokerUnavailable
 
-router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[IngestAccess])
+router = APIRouter(
+    prefix="/v1", tags=["ingest"], dependencies=[IngestAccess], route_class=StrictJSONRoute
+)
 RETRY_AFTER_S = 5
 
 

@@ -10,9 +10,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
 from api.deps import ReadAccess, Res
+from api.validation import StrictJSONRoute
 from models.settings import Mode
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 WEB = Path(__file__).resolve().parent.parent / "web"
 TYPES = {".js": "text/javascript", ".css": "text/css"}
 ASSETS = {p.name: TYPES[p.suffix] for p in sorted(WEB.iterdir()) if p.suffix in TYPES}
