@@ -6,13 +6,16 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 XSPF_NS = "http://xspf.org/ns/0/"
 
 
-def xspf(title: str, creator: str, items: Sequence[dict[str, Any]], rec_id: str) -> bytes:
-    """A valid XSPF 1.0 document for recommended tracks (location when the audio is known)."""
+def xspf(
+    title: str, creator: str, items: Sequence[dict[str, Any]], rec_id: str, base_url: str = ""
+) -> bytes:
+    """A valid XSPF 1.0 document for recommended tracks (location when the audio is known;
+    a served path such as ``/v1/tracks/{id}/audio`` is made absolute with ``base_url``)."""
     ET.register_namespace("", XSPF_NS)
     root = ET.Element(f"{{{XSPF_NS}}}playlist", {"version": "1"})
     ET.SubElement(root, f"{{{XSPF_NS}}}title").text = title
@@ -25,7 +28,8 @@ def xspf(title: str, creator: str, items: Sequence[dict[str, Any]], rec_id: str)
     for item in items:
         track = ET.SubElement(tracks, f"{{{XSPF_NS}}}track")
         if item.get("audio_url"):
-            ET.SubElement(track, f"{{{XSPF_NS}}}location").text = item["audio_url"]
+            location = urljoin(base_url, str(item["audio_url"]))
+            ET.SubElement(track, f"{{{XSPF_NS}}}location").text = location
         ET.SubElement(track, f"{{{XSPF_NS}}}identifier").text = "urn:encore:track:" + quote(
             str(item["track_id"]), safe=":"
         )

@@ -208,6 +208,26 @@ class ArtifactSettings(BaseSettings):
     watch_interval_s: float = Field(default=2.0, gt=0, description="Manifest poll interval.")
 
 
+class AudioSettings(BaseSettings):
+    """Local audio files (``file://`` links in the catalog)."""
+
+    model_config = _section("AUDIO")
+
+    local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories whose files `file://` audio links may name; comma-separated. "
+        "Only these (and the packaged demo clips) are read by training or served by "
+        "`GET /v1/tracks/{id}/audio`; the public ingest route refuses `file://` links.",
+    )
+
+    @field_validator("local_roots", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
 class BatchSettings(BaseSettings):
     """Batch training."""
 
@@ -288,6 +308,7 @@ class Settings(BaseModel):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     run: RunSettings = Field(default_factory=RunSettings)
 
@@ -331,6 +352,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "STREAM": StreamSettings,
     "API": ApiSettings,
     "ARTIFACTS": ArtifactSettings,
+    "AUDIO": AudioSettings,
     "BATCH": BatchSettings,
     "RUN": RunSettings,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from models.io.dlq import read_dead_letters, redrive
 from models.keys import ope_key
 from models.topics import SOURCE_TOPICS
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/v1/admin",
     tags=["operations"],
@@ -52,7 +54,8 @@ async def status(res: Res) -> dict[str, Any]:
         lag = await reader.lag()
         [ope_json] = await res.store.read([ops.get(ope_key(res.settings.redis.key_prefix))])
     except Exception as exc:  # noqa: BLE001 - report, don't fail, the status page
-        return {**out, "redis": f"unavailable: {exc}"}
+        log.warning("status: redis unavailable: %s", exc)  # the text may name socket paths
+        return {**out, "redis": f"unavailable ({type(exc).__name__})"}
     applied: dict[str, int] = {}
     dead: dict[str, int] = {}
     i = 0

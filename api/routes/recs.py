@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.deps import ReadAccess, Res
 from api.identify import ClipError, ClipLimits, identify
 from api.playlist import xspf
 from api.query import mood_json, query_recs, similar_tracks
-from api.recommend import artist_key, personal, track_info
+from api.recommend import artist_key, personal, public_info, track_info
 from api.state import Resources
 from api.validation import StrictJSONRoute, comma_separated, query_error
+from models.io.localaudio import AUDIO_TYPES, servable, trusted_roots
 from models.rerank import Filters
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], route_class=StrictJSONRoute)
@@ -158,26 +161,62 @@ async def similar(
 )
 async def track(res: Res, track_id: IdPath) -> dict[str, Any]:
     bundle = res.bundle
-    catalog = {}
-    link: dict[str, str] = {}
-    if res.engine.reader is not None:
-        try:
-            keys = await res.engine.reader.keys()
-            catalog = await res.engine.reader.catalog(keys, [track_id])
-            link = await res.engine.reader.link_health(keys, track_id)
-        except Exception:  # noqa: BLE001 - a track page without live facts is still a page
-            link = {}
+    catalog, link = await _live_facts(res, track_id, with_link=True)
     info = track_info(bundle, catalog, track_id)
     if not info:
         raise HTTPException(404, f"unknown track {track_id!r}")
     return {
         "track_id": track_id,
-        **info,
+        **public_info(track_id, info),
         "mood": mood_json(bundle.content, track_id),
         "link_health": link or {"status": "unknown"},
         "artist_key": artist_key(info),
         "model_versions": bundle.versions(),
     }
+
+
+async def _live_facts(
+    res: Resources, track_id: str, *, with_link: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The catalog topic's entry of a track and its link health (empty without Redis)."""
+    catalog: dict[str, Any] = {}
+    link: dict[str, str] = {}
+    if res.engine.reader is not None:
+        try:
+            keys = await res.engine.reader.keys()
+            catalog = await res.engine.reader.catalog(keys, [track_id])
+            if with_link:
+                link = await res.engine.reader.link_health(keys, track_id)
+        except Exception:  # noqa: BLE001 - a track page without live facts is still a page
+            link = {}
+    return catalog, link
+
+
+@router.get(
+    "/tracks/{track_id}/audio",
+    dependencies=[ReadAccess],
+    summary="A track's audio, when it is a local file under a trusted folder",
+    response_class=FileResponse,
+    responses={404: {"description": "the track has no local audio this server may serve"}},
+)
+async def track_audio(res: Res, track_id: IdPath) -> FileResponse:
+    """Serves local audio by track id, so no response names a path on this server.
+
+    Only files under ``ENCORE_AUDIO_LOCAL_ROOTS`` or the packaged demo clips, with an
+    audio suffix, are served (ranges supported); anything else is a 404."""
+    catalog, _ = await _live_facts(res, track_id, with_link=False)
+    url = track_info(res.bundle, catalog, track_id).get("audio_url")
+    path = None
+    if isinstance(url, str):
+        roots = trusted_roots(res.settings.audio.local_roots)
+        path = await asyncio.to_thread(servable, url, roots)
+    if path is None:
+        raise HTTPException(404, "this track has no local audio that this server serves")
+    return FileResponse(
+        path,
+        media_type=AUDIO_TYPES[path.suffix.lower()],
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get(
@@ -226,12 +265,14 @@ async def artist_radio(
     response_class=Response,
 )
 async def playlist(
-    res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 25
+    request: Request, res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 25
 ) -> Response:
     recs = await personal(res.engine, res.bundle, user_id, _n(res, n), Filters(), "playlist")
     if res.served is not None:
         res.served.offer(recs)
-    body = xspf(f"Encore for {user_id}", user_id, recs["items"], recs["rec_id"])
+    body = xspf(
+        f"Encore for {user_id}", user_id, recs["items"], recs["rec_id"], str(request.base_url)
+    )
     return Response(
         body,
         media_type="application/xspf+xml",

@@ -350,6 +350,28 @@ def test_corrupted_artifact_is_refused_and_the_old_one_kept(
     assert "als" in client.app.state.resources.bundle.failures
 
 
+def test_a_refused_artifact_is_reported_without_server_paths(
+    api: tuple[TestClient, Settings],
+    built: Built,
+) -> None:
+    client, settings = api
+    store = ArtifactStore(settings.artifacts.root)
+    version = publish_als(store, built.demo, seed=12)
+    manifest = store.root / "als" / version / "manifest.json"
+    manifest.unlink()
+    manifest.mkdir()  # reading it fails with an error that names its path
+    deadline = time.monotonic() + 10
+    failure = ""
+    while time.monotonic() < deadline and not failure.startswith(version):
+        status = client.get("/v1/admin/status", headers={"X-API-Key": "dev-admin-key"})
+        failure = status.json()["artifact_failures"].get("als", "")
+        time.sleep(0.2)
+    assert failure.startswith(version), failure
+    assert "<artifacts>/als/" in failure
+    assert str(store.root) not in status.text
+    assert str(store.root.resolve()) not in status.text
+
+
 def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None:
     settings = _settings("redis://127.0.0.1:1/0", built.root)
     with TestClient(create_app(settings)) as client:

@@ -8,7 +8,6 @@ with NaN, an infinity or a lone surrogate (whose 422 could not be encoded), and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -125,3 +124,34 @@ def test_no_422_carries_a_python_repr(client: TestClient) -> None:
     assert err["loc"] == ["body", "file"]
     assert "<class" not in r.text
     assert " object at 0x" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        ("audio_url", "file:///etc/passwd"),
+        ("audio_url", "file://localhost/home/user/.ssh/id_rsa"),
+        ("audio_url", "http://127.0.0.1:6379/"),
+        ("audio_url", "http://169.254.169.254/latest/meta-data/"),
+        ("audio_url", "http://[::1]/a.mp3"),
+        ("audio_url", "http://10.0.0.7/a.mp3"),
+        ("permalink_url", "file:///srv/encore/var"),
+    ],
+)
+def test_ingest_refuses_file_links_and_audio_on_this_network(
+    client: TestClient, field: str, url: str
+) -> None:
+    track = {**orjson.loads(encode_event(every_event_type()[0])), field: url}
+    [err] = _detail(client.post("/v1/events", json=track, headers=KEY))
+    assert (err["type"], err["loc"]) == ("url_refused", ["body", field])
+    batch = client.post("/v1/events/batch", json={"events": [track]}, headers=KEY)
+    assert [e["loc"] for e in _detail(batch)] == [["body", "events", 0, field]]
+
+
+def test_ingest_accepts_public_audio_and_unfetched_local_links(client: TestClient) -> None:
+    track = orjson.loads(encode_event(every_event_type()[0]))
+    check = orjson.loads(encode_event(every_event_type()[7]))  # url on 127.0.0.1: not fetched
+    assert track["audio_url"].startswith("https://")
+    for doc in (track, check):
+        r = client.post("/v1/events", json=doc, headers=KEY)
+        assert r.status_code == 503, r.text  # valid; this stack has no broker to take it
