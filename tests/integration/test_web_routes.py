@@ -13,9 +13,9 @@ from models.settings import ApiSettings, ArtifactSettings, Mode, Settings
 STRONG = "k" * 20
 
 
-def _client(tmp_path: Path, **settings: object) -> TestClient:
+def _client(tmp_path: Path, address: str = "127.0.0.1", **settings: object) -> TestClient:
     base = Settings(artifacts=ArtifactSettings(root=tmp_path / "none"))
-    return TestClient(create_app(base.model_copy(update=settings)))
+    return TestClient(create_app(base.model_copy(update=settings)), client=(address, 50_000))
 
 
 def test_the_page_and_its_modules_are_served_with_a_strict_policy(tmp_path: Path) -> None:
@@ -37,10 +37,14 @@ def test_the_page_and_its_modules_are_served_with_a_strict_policy(tmp_path: Path
 def test_dev_keys_are_offered_only_in_development_without_configured_keys(
     tmp_path: Path,
 ) -> None:
-    with _client(tmp_path) as client:
-        assert client.get("/v1/ui/config").json() == {
-            "dev_keys": {"ingest": "dev-ingest-key", "admin": "dev-admin-key"}
-        }
+    for local in ("127.0.0.1", "127.8.0.3", "::1", "::ffff:127.0.0.1"):
+        with _client(tmp_path, local) as client:
+            assert client.get("/v1/ui/config").json() == {
+                "dev_keys": {"ingest": "dev-ingest-key", "admin": "dev-admin-key"}
+            }, local
+    for remote in ("192.168.1.20", "10.0.0.5", "2001:db8::1", "::ffff:10.0.0.5", "testclient"):
+        with _client(tmp_path, remote) as client:  # anyone else asking a dev server
+            assert client.get("/v1/ui/config").json() == {"dev_keys": None}, remote
     configured = ApiSettings(api_keys=[SecretStr(STRONG)])
     with _client(tmp_path, api=configured) as client:
         assert client.get("/v1/ui/config").json() == {"dev_keys": None}
