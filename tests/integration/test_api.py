@@ -251,6 +251,13 @@ def test_playlist_is_valid_xspf(api: tuple[TestClient, Settings]) -> None:
     for t in tracks:
         assert {c.tag.removeprefix(XSPF) for c in t} <= allowed
         assert t.find(f"{XSPF}identifier").text.startswith("urn:")  # type: ignore[union-attr]
+    for odd in ("u%EF%BF%BE", "u%EF%BF%BF", "u%ED%A0%80"):  # U+FFFE, U+FFFF, a bad byte run
+        r = client.get(f"/v1/users/{odd}/playlist.xspf", params={"n": 3})
+        assert r.status_code == 200, odd
+        creator = ET.fromstring(r.content).find(f"{XSPF}creator")
+        assert creator is not None
+        assert creator.text is not None
+        assert set(creator.text) == {"u", "\ufffd"}
 
 
 def test_bad_requests_get_clear_4xx(api: tuple[TestClient, Settings]) -> None:
