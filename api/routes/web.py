@@ -39,7 +39,7 @@ async def index() -> FileResponse:
 @router.get("/web/{name}", include_in_schema=False)
 async def asset(name: str) -> FileResponse:
     if name not in ASSETS:
-        raise HTTPException(404, f"no web asset {name!r}")
+        raise HTTPException(404, "no such web asset")
     return FileResponse(
         WEB / name,
         media_type=f"{ASSETS[name]}; charset=utf-8",
