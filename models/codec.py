@@ -48,7 +48,7 @@ class Reason(enum.StrEnum):
     OVERSIZE = "oversize"
     WRONG_PARTITION = "wrong_partition"
     WRONG_TOPIC = "wrong_topic"
-    UNRESOLVABLE_REFERENCE = "unresolvable_reference"
+    UNRESOLVABLE_REFERENCE = "unresolvable_reference"  # older dead letters (unknown arms)
     FUTURE_TIMESTAMP = "future_timestamp"
 
 
