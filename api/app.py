@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
-from api import metrics
+from api import docs, metrics
 from api.bundle import Bundle, BundleWatcher
 from api.pool import Overloaded, ShedWhenFull, WorkPool, overloaded_response
 from api.query import QueryEmbedder
@@ -21,8 +23,10 @@ from api.reader import Reader
 from api.recommend import Engine
 from api.routes import admin, ingest, recs, web
 from api.routes import ops as ops_routes
+from api.security import SecurityHeaders
 from api.served import ServedLog
 from api.state import Resources
+from api.validation import validation_response
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
 from models.settings import Settings
@@ -86,6 +90,14 @@ def build_resources(settings: Settings) -> Resources:
     return res
 
 
+class EncoreAPI(FastAPI):
+    """FastAPI with :class:`api.security.SecurityHeaders` around everything, so every
+    response carries them, an unhandled error's 500 included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
 
@@ -126,11 +138,13 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
                 await res.store.close()
             res.engine.pool.close()
 
-    app = FastAPI(
+    app = EncoreAPI(
         title="Encore",
         version="1",
         description="Streaming music recommendations that adapt to every play, skip and like.",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves /docs without third-party scripts
+        redoc_url=None,
     )
     if settings.api.cors_origins:
         app.add_middleware(
@@ -170,6 +184,8 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         )
         return response
 
+    app.add_exception_handler(RequestValidationError, validation_response)
+
     @app.exception_handler(Overloaded)
     async def overloaded(_request: Request, _exc: Overloaded) -> Response:
         return overloaded_response()
@@ -181,4 +197,5 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
     app.include_router(ingest.router)
     app.include_router(admin.router)
     app.include_router(web.router)
+    app.include_router(docs.router)
     return app

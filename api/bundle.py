@@ -207,6 +207,15 @@ LOADERS = {
 }
 
 
+def without_paths(text: str, root: Path) -> str:
+    """An error text with the artifact store's location replaced by ``<artifacts>`` (the
+    status route shows it; the log keeps the whole text)."""
+    for form in sorted({str(root.resolve()), str(root)}, key=len, reverse=True):
+        if form and form != ".":
+            text = text.replace(form, "<artifacts>")
+    return text
+
+
 class BundleWatcher:
     """Keeps ``holder.bundle`` on the newest loadable artifact versions."""
 
@@ -247,7 +256,8 @@ class BundleWatcher:
                 self.failed[kind] = version
                 metrics.ARTIFACT_FAILURES.labels(kind).inc()
                 log.error("keeping %s %s: %s", kind, current[kind], exc)
-                bundle = replace(bundle, failures={**bundle.failures, kind: str(exc)})
+                failure = f"{version}: {without_paths(str(exc), self.store.root)}"
+                bundle = replace(bundle, failures={**bundle.failures, kind: failure})
                 part = None
                 if current[kind] is None:  # nothing served yet: fall back to an older version
                     part = await asyncio.to_thread(self._newest_loadable, kind, version)

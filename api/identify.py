@@ -21,6 +21,7 @@ about 24.5 MB at the defaults and the highest rate (30 s, 192 kHz, 8 channels).
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,6 +34,8 @@ from api.bundle import Bundle, Fingerprints
 from api.query import similar_tracks
 from api.recommend import Engine, artist_key, track_info
 from models import fingerprint as fp
+
+log = logging.getLogger(__name__)
 
 MIN_SECONDS = 3.0
 MIN_RATE = 8_000
@@ -103,10 +106,17 @@ def read_mono(sound: Any, limits: ClipLimits) -> np.ndarray:
         n += k
 
 
+_UNKNOWN_FORMAT = ("Format not recognised", "File contains data in an unimplemented format")
+
+
 def _unreadable(exc: BaseException) -> ClipError:
+    """A fixed message for a clip the decoder refused, never the decoder's own text (it can
+    name internals: allocation failures, its file objects)."""
+    log.info("unreadable clip: %s: %s", type(exc).__name__, exc)
     reason = getattr(exc, "error_string", "")  # libsndfile's own short reason, if any
-    detail = f" ({reason.strip().rstrip('.')})" if isinstance(reason, str) and reason else ""
-    return ClipError(f"file: not a readable audio file{detail}; send WAV, FLAC, Ogg or MP3")
+    known = isinstance(reason, str) and reason.startswith(_UNKNOWN_FORMAT)
+    detail = "unknown or unsupported format" if known else "damaged or unsupported audio data"
+    return ClipError(f"file: not a readable audio file ({detail}); send WAV, FLAC, Ogg or MP3")
 
 
 def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, float]:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 
@@ -31,6 +32,9 @@ __all__ = [
     "enrich",
     "item_json",
     "personal",
+    "public_audio",
+    "public_info",
+    "public_link",
     "rank_alive",
     "track_info",
 ]
@@ -192,6 +196,32 @@ async def enrich(
     ranking.annotate(bundle, pool, catalog, {})
 
 
+def public_link(url: Any) -> str | None:
+    """A catalog link as a response may carry it: http(s) only (a ``file://`` link would
+    tell the server's paths)."""
+    if isinstance(url, str) and url[:8].lower().startswith(("http://", "https://")):
+        return url
+    return None
+
+
+def public_audio(track_id: str, url: Any) -> str | None:
+    """Where a client gets a track's audio: its http(s) link, or for local audio the
+    API route that serves it (``GET /v1/tracks/{id}/audio``), never the file's path."""
+    if isinstance(url, str) and url[:7].lower() == "file://":
+        return f"/v1/tracks/{quote(track_id, safe='')}/audio"
+    return public_link(url)
+
+
+def public_info(track_id: str, info: Mapping[str, Any]) -> dict[str, Any]:
+    """Catalog metadata with its links made public (:func:`public_link`, :func:`public_audio`)."""
+    out = dict(info)
+    if "audio_url" in out:
+        out["audio_url"] = public_audio(track_id, out["audio_url"])
+    if "permalink_url" in out:
+        out["permalink_url"] = public_link(out["permalink_url"])
+    return out
+
+
 def item_json(r: Ranked, bundle: Bundle, catalog: dict[str, CatalogTrack]) -> dict[str, Any]:
     """One recommended track in a response."""
     info = track_info(bundle, catalog, r.candidate.track_id)
@@ -205,8 +235,8 @@ def item_json(r: Ranked, bundle: Bundle, catalog: dict[str, CatalogTrack]) -> di
         "reason": r.reason,
         "sources": r.candidate.sources,
         "link": r.candidate.link,
-        "permalink_url": info.get("permalink_url"),
-        "audio_url": info.get("audio_url"),
+        "permalink_url": public_link(info.get("permalink_url")),
+        "audio_url": public_audio(r.candidate.track_id, info.get("audio_url")),
     }
 
 

@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from models.io.localaudio import trusted_path, trusted_roots
+from models.urls import file_path
+
 SAMPLE_RATE = 22_050
 MAX_SECONDS = 30.0
 N_FFT, HOP = 2048, 512
@@ -54,10 +57,10 @@ FEATURES: tuple[str, ...] = (
 
 
 def path_of(url: str) -> Path | None:
-    """The local file behind a ``file://`` URL (other schemes are not fetched here)."""
-    if url.startswith("file://"):
-        return Path(url[len("file://") :])
-    return None
+    """The local file a ``file://`` URL names, trusted or not (for tests and tools; catalog
+    audio goes through :func:`analyse`, which reads only files under trusted roots)."""
+    path = file_path(url)
+    return None if path is None else Path(path)
 
 
 def load(path: Path | str, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECONDS) -> Any:
@@ -157,6 +160,7 @@ class AudioPass:
     hashes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     remote: int = 0
+    untrusted: int = 0
     seconds: float = 0.0
 
 
@@ -166,26 +170,36 @@ def analyse(
     features: bool = True,
     fingerprints: bool = True,
     progress: Callable[[int], None] | None = None,
+    roots: Sequence[Path] = (),
 ) -> AudioPass:
     """Decode each ``(track_id, file:// url)`` once: features from the first 30 s at
     22.05 kHz, landmark hashes from the whole track at 8 kHz. Unreadable audio is
     recorded in ``errors`` and skipped; remote (http) links are only counted, since
-    batch jobs do not download catalog audio."""
+    batch jobs do not download catalog audio. A ``file://`` link is opened only
+    when its real path lies under ``roots`` or the packaged clips
+    (:mod:`models.io.localaudio`); any other is counted in ``untrusted``, never
+    opened: the catalog is data, and anyone who could add a track could otherwise
+    have training read any file on the machine."""
     import librosa
 
     from models import fingerprint
 
     out = AudioPass()
+    trusted = trusted_roots(roots)
     for track_id, url in tracks:
-        path = path_of(url)
+        local = url[:7].lower() == "file://"
+        path = trusted_path(url, trusted) if local else None
         if path is None:
-            out.remote += 1
+            if local:
+                out.untrusted += 1
+            else:
+                out.remote += 1
             if progress is not None:
                 progress(1)
             continue
         try:
             if not path.is_file():
-                raise FileNotFoundError(f"no audio file at {url}")
+                raise FileNotFoundError("no audio file at the link")
             if features:
                 y = load(path, SAMPLE_RATE, None)
                 out.seconds += y.size / SAMPLE_RATE

@@ -35,7 +35,8 @@ so a retrain embeds only new or edited tracks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,8 +126,12 @@ def train_content(
     audio_pass: audio.AudioPass | None = None,
     step: Step = _no_progress,
     seed: int = 0,
+    roots: Sequence[Path] = (),
 ) -> str:
-    """Build every content vector for ``data.catalog`` and publish the ``content`` artifact."""
+    """Build every content vector for ``data.catalog`` and publish the ``content`` artifact.
+
+    Without ``audio_pass``, the catalog's audio is read here, local files only under
+    ``roots`` (and the packaged clips)."""
     ids = sorted(data.catalog)
     metas = [data.catalog[t] for t in ids]
     texts = [track_text(m) for m in metas]
@@ -143,7 +148,7 @@ def train_content(
     ]
     if audio_pass is None:
         audio_pass = audio.analyse(
-            with_audio, fingerprints=False, progress=step("audio", len(with_audio))
+            with_audio, fingerprints=False, progress=step("audio", len(with_audio)), roots=roots
         )
     has_audio = np.array([t in audio_pass.features for t in ids])
     raw = np.zeros((len(ids), len(audio.FEATURES)), dtype=np.float64)

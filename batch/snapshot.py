@@ -4,8 +4,9 @@ Training reads the ``tracks`` and ``interactions`` topics from the earliest
 offset with a plain aiokafka consumer (no group, nothing committed, so the
 live workers are untouched), up to the high watermark each partition had when
 the read began, decodes records exactly as the workers do
-(:func:`models.codec.decode_record`; what the workers would dead-letter is
-counted and skipped) and writes two Parquet files plus ``meta.json`` with the
+(:func:`models.codec.decode_record`, events from the future measured from each
+record's broker time; what the workers would dead-letter is counted and
+skipped) and writes two Parquet files plus ``meta.json`` with the
 end offset of every partition. Why a snapshot instead of training straight
 from Kafka: a training run is then repeatable (same files, same model), the
 manifest can name the exact offsets it covers, and evaluation or a second
@@ -31,7 +32,7 @@ from batch.data import (
     interaction_columns,
     track_columns,
 )
-from models.codec import Decoded, decode_record
+from models.codec import Decoded, decode_record, not_after_ms
 from models.topics import INTERACTIONS, TRACKS
 
 META = "meta.json"
@@ -51,6 +52,7 @@ async def _read_topic(
     progress: Progress | None,
     decode: Decoder = decode_record,
     keep: Callable[[Any], bool] | None = None,
+    max_skew_ms: int | None = None,
 ) -> tuple[list[Any], dict[int, int], int]:
     from aiokafka import TopicPartition
 
@@ -71,7 +73,11 @@ async def _read_topic(
             for m in msgs:
                 if tp in targets and m.offset >= targets[tp]:
                     continue  # arrived after the snapshot began
-                decoded = decode(m.value, max_bytes=max_bytes)
+                if max_skew_ms is None:
+                    decoded = decode(m.value, max_bytes=max_bytes)
+                else:
+                    limit = not_after_ms(m.timestamp, int(time.time() * 1000), max_skew_ms)
+                    decoded = decode(m.value, max_bytes=max_bytes, not_after_ms=limit)
                 events.extend(
                     decoded.events if keep is None else [e for e in decoded.events if keep(e)]
                 )
@@ -97,11 +103,14 @@ async def read_topics(
     max_bytes: int = 1_048_576,
     progress: Progress | None = None,
     keep: Callable[[Any], bool] | None = None,
+    max_skew_ms: int | None = None,
 ) -> dict[str, tuple[list[Any], dict[int, int], int]]:
     """Read topics from the beginning up to their high watermarks, in the given order.
 
     Returns per topic: the decoded events (those ``keep`` accepts), the end offset
     read per partition, and the count of records or parts that did not decode.
+    With ``max_skew_ms`` (decoders that take ``not_after_ms``), events dated more
+    than that after their record's broker time are counted as not decoded.
     """
     from aiokafka import AIOKafkaConsumer
 
@@ -116,7 +125,9 @@ async def read_topics(
     await consumer.start()
     try:
         return {
-            topic: await _read_topic(consumer, topic, partitions, max_bytes, progress, decode, keep)
+            topic: await _read_topic(
+                consumer, topic, partitions, max_bytes, progress, decode, keep, max_skew_ms
+            )
             for topic, decode in decoders.items()
         }
     finally:
@@ -130,6 +141,7 @@ async def snapshot_topics(
     partitions: int,
     max_bytes: int = 1_048_576,
     progress: Progress | None = None,
+    max_skew_ms: int = 300_000,
 ) -> Path:
     """Read both topics from the beginning into ``out_dir/<time>/``; returns that folder."""
     read = await read_topics(
@@ -138,6 +150,7 @@ async def snapshot_topics(
         partitions=partitions,
         max_bytes=max_bytes,
         progress=progress,
+        max_skew_ms=max_skew_ms,
     )
     tracks, track_ends, bad_tracks = read[TRACKS]
     plays, play_ends, bad_plays = read[INTERACTIONS]

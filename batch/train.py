@@ -106,6 +106,7 @@ def load_source(source: str, path: Path | None, settings: Settings, bars: Bars) 
                     partitions=settings.kafka.partitions,
                     max_bytes=settings.kafka.max_record_bytes,
                     progress=report,
+                    max_skew_ms=round(settings.stream.max_clock_skew_s * 1000),
                 )
             )
             snapshot.prune(out, settings.artifacts.keep_versions)
@@ -406,6 +407,7 @@ def train(
             features="content" in kinds,
             fingerprints="fingerprint" in kinds,
             progress=bars("audio", len(tracks)),
+            roots=settings.audio.local_roots,
         )
     if "content" in kinds:
         versions["content"] = train_content(
@@ -415,6 +417,7 @@ def train(
             audio_pass=pass_,
             step=bars,
             seed=settings.batch.seed,
+            roots=settings.audio.local_roots,
         )
     if "fingerprint" in kinds:
         assert pass_ is not None
@@ -422,6 +425,7 @@ def train(
             **data.info,
             "audio_errors": len(pass_.errors),
             "remote_audio_not_fetched": pass_.remote,
+            "local_audio_outside_trusted_roots": pass_.untrusted,
             "audio_seconds": round(pass_.seconds, 1),
         }
         versions["fingerprint"] = publish_fingerprints(store, pass_.hashes, data=info)

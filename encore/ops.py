@@ -83,6 +83,7 @@ async def redrive_dlq(
         reason=reason,
         dry_run=dry_run,
         max_record_bytes=settings.kafka.max_record_bytes,
+        max_skew_ms=round(settings.stream.max_clock_skew_s * 1000),
     )
     return dataclasses.asdict(report)
 

@@ -4,18 +4,28 @@ A Kafka record holds one event or a batch envelope. :func:`decode_record` return
 the valid events and one :class:`Rejected` per bad part, with a reason code, a
 message that names the offending field, and the original bytes, ready for the
 dead-letter topic.
+
+An event dated later than its record allows (:func:`not_after_ms`: the time the
+record was sent plus the allowed clock skew) is rejected as ``future_timestamp``:
+folded, it would move the listener's clocks past every later event.
+
+An interaction whose ``context`` names a bandit arm this code does not know is
+kept without its context (:func:`drop_unknown_arms`): the play, skip or like
+still counts, only the link to a recommendation is lost, and it is counted.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from models.bandit import ARMS
 from models.events import (
     MAX_BATCH_EVENTS,
     RECORD_ADAPTER,
@@ -38,7 +48,8 @@ class Reason(enum.StrEnum):
     OVERSIZE = "oversize"
     WRONG_PARTITION = "wrong_partition"
     WRONG_TOPIC = "wrong_topic"
-    UNRESOLVABLE_REFERENCE = "unresolvable_reference"
+    UNRESOLVABLE_REFERENCE = "unresolvable_reference"  # older dead letters (unknown arms)
+    FUTURE_TIMESTAMP = "future_timestamp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +63,30 @@ class Rejected:
 
 @dataclass(slots=True)
 class Decoded:
-    """Result of decoding one record: valid events and rejected parts, in order."""
+    """Result of decoding one record: valid events and rejected parts, in order, and how
+    many interactions lost a context that named an unknown bandit arm."""
 
     events: list[Any] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    dropped_contexts: int = 0
+
+
+def drop_unknown_arms(out: Decoded, without_context: Callable[[Any], Any]) -> None:
+    """Replace each interaction whose context names an unknown arm by its copy without
+    the context (``without_context``), and count it in ``out.dropped_contexts``.
+
+    Such a context cannot be credited to any arm, but the event is still the
+    listener's play, skip or like: dead-lettering it whole would lose that."""
+    events = out.events
+    for i, e in enumerate(events):
+        ctx = getattr(e, "context", None)
+        if ctx is not None and ctx.arm not in ARMS:
+            events[i] = without_context(e)
+            out.dropped_contexts += 1
+
+
+def _model_without_context(event: Any) -> Any:
+    return event.model_copy(update={"context": None})
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -76,18 +107,53 @@ def _classify(exc: ValidationError) -> Reason:
     return Reason.SCHEMA_VIOLATION
 
 
-def _validate(obj: Any, raw: bytes, out: Decoded) -> None:
+def not_after_ms(sent_ms: int | None, now_ms: int, skew_ms: int) -> int:
+    """The latest event time a record sent at ``sent_ms`` may carry: that time plus the skew.
+
+    The send time is the record's broker timestamp, kept in the log, so a replay
+    decides exactly as the live worker did. A record without one, or with one ahead
+    of ``now_ms`` (a producer whose clock runs fast), is measured from ``now_ms``."""
+    sent = sent_ms if sent_ms is not None and 0 < sent_ms <= now_ms else now_ms
+    return sent + skew_ms
+
+
+def future_message(event: Any, limit_ms: int) -> str:
+    """Why an event dated after ``limit_ms`` is refused (the field, ``occurred_at``, aside)."""
+    limit = datetime.fromtimestamp(limit_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return (
+        f"{event.occurred_at.isoformat()} is in the future: events may be dated at most "
+        f"the allowed clock skew after they are sent (here {limit})"
+    )
+
+
+def _validate(obj: Any, raw: bytes, out: Decoded, limit_ms: int | None) -> None:
     if not isinstance(obj, dict):
         out.rejected.append(Rejected(Reason.NOT_OBJECT, "an event must be a JSON object", raw))
         return
     try:
-        out.events.append(parse_event(obj))
+        event = parse_event(obj)
     except ValidationError as exc:
         out.rejected.append(Rejected(_classify(exc), describe_validation_error(exc), raw))
+        return
+    if limit_ms is not None and event.occurred_ms > limit_ms:
+        msg = f"occurred_at: {future_message(event, limit_ms)}"
+        out.rejected.append(Rejected(Reason.FUTURE_TIMESTAMP, msg, raw))
+    else:
+        out.events.append(event)
 
 
-def decode_record(raw: bytes | None, *, max_bytes: int) -> Decoded:
-    """Decode one Kafka record value into events; never raises on bad input."""
+def decode_record(raw: bytes | None, *, max_bytes: int, not_after_ms: int | None = None) -> Decoded:
+    """Decode one Kafka record value into events; never raises on bad input.
+
+    With ``not_after_ms``, an event dated later is rejected as ``future_timestamp``
+    (its own bytes for a batch member, as for any other rejected member). A context
+    naming an unknown arm is dropped from its event (:func:`drop_unknown_arms`)."""
+    out = _decode(raw, max_bytes, not_after_ms)
+    drop_unknown_arms(out, _model_without_context)
+    return out
+
+
+def _decode(raw: bytes | None, max_bytes: int, not_after_ms: int | None) -> Decoded:
     out = Decoded()
     if raw is None:
         out.rejected.append(Rejected(Reason.NOT_JSON, "record has no value", b""))
@@ -101,17 +167,20 @@ def decode_record(raw: bytes | None, *, max_bytes: int) -> Decoded:
     except ValidationError:
         pass  # slow path below says exactly what is wrong with which part
     else:
-        out.events.extend(record.events if isinstance(record, EventBatch) else [record])
-        return out
+        events = record.events if isinstance(record, EventBatch) else [record]
+        if not_after_ms is None or all(e.occurred_ms <= not_after_ms for e in events):
+            out.events.extend(events)
+            return out
+        # an event from the future: the slow path rejects just that part, with its bytes
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         out.rejected.append(Rejected(Reason.NOT_JSON, f"not JSON: {exc}", raw))
         return out
     if isinstance(obj, dict) and obj.get("type") == "batch":
-        _decode_batch(obj, raw, out)
+        _decode_batch(obj, raw, out, not_after_ms)
     else:
-        _validate(obj, raw, out)
+        _validate(obj, raw, out, not_after_ms)
     return out
 
 
@@ -131,7 +200,7 @@ def decode_served(raw: bytes | None, *, max_bytes: int) -> Decoded:
     return out
 
 
-def _decode_batch(obj: dict[str, Any], raw: bytes, out: Decoded) -> None:
+def _decode_batch(obj: dict[str, Any], raw: bytes, out: Decoded, limit_ms: int | None) -> None:
     version = obj.get("schema_version", SCHEMA_VERSION)
     members = obj.get("events")
     extra = set(obj) - {"type", "schema_version", "events"}
@@ -149,7 +218,7 @@ def _decode_batch(obj: dict[str, Any], raw: bytes, out: Decoded) -> None:
         out.rejected.append(Rejected(Reason.OVERSIZE, msg, raw))
     else:
         for member in members:
-            _validate(member, orjson.dumps(member), out)
+            _validate(member, orjson.dumps(member), out, limit_ms)
 
 
 def encode_event(event: BaseModel) -> bytes:

@@ -7,10 +7,11 @@ and values as :func:`models.codec.decode_record` (the pydantic contract in
 * a valid record decodes in one pass with msgspec into frozen structs mirroring
   the contract's models, field for field and constraint for constraint
   (``tests/unit/test_fastcodec.py`` checks them against the models);
-* anything msgspec refuses, and any record msgspec could read differently
+* anything msgspec refuses, any record msgspec could read differently
   (:func:`_for_the_contract`: whitespace, control characters or escapes anywhere,
-  sub-microsecond times), is decoded by :func:`models.codec.decode_record`, so
-  every dead-letter reason and message is pydantic's own.
+  sub-microsecond times), and any record holding an event from the future, is
+  decoded by :func:`models.codec.decode_record`, so every dead-letter reason and
+  message is pydantic's own.
 
 The structs carry what the fold reads: the fields, ``type``, ``occurred_ms`` and
 (plays) ``completion_ratio``. :func:`as_model` turns one back into its pydantic
@@ -220,10 +221,14 @@ def _for_the_contract(raw: bytes) -> bool:
     return bool(_SPACE_CONTROL_ESCAPE.search(raw)) or any(f.search(raw) for f in _FINE_FRACTIONS)
 
 
-def decode_record(raw: bytes | None, *, max_bytes: int) -> codec.Decoded:
+def decode_record(
+    raw: bytes | None, *, max_bytes: int, not_after_ms: int | None = None
+) -> codec.Decoded:
     """Decode one record value into event structs; never raises on bad input.
 
-    Same decisions, reasons and values as :func:`models.codec.decode_record`."""
+    Same decisions, reasons and values as :func:`models.codec.decode_record` (a
+    context naming an unknown arm dropped the same way); a record with an event
+    dated after ``not_after_ms`` is left to it whole."""
     if raw is not None and len(raw) <= max_bytes and not _for_the_contract(raw):
         try:
             record = _DECODER.decode(raw)
@@ -231,10 +236,18 @@ def decode_record(raw: bytes | None, *, max_bytes: int) -> codec.Decoded:
             pass  # pydantic says what is wrong, with the contract's reasons
         else:
             events = record.events if type(record) is BatchS else [record]
-            return codec.Decoded(events=events)
-    out = codec.decode_record(raw, max_bytes=max_bytes)
+            if not_after_ms is None or all(e.occurred_ms <= not_after_ms for e in events):
+                out = codec.Decoded(events=events)
+                if b'"arm"' in raw:  # no escapes here, so a context's arm is spelt so
+                    codec.drop_unknown_arms(out, _without_context)
+                return out
+    out = codec.decode_record(raw, max_bytes=max_bytes, not_after_ms=not_after_ms)
     out.events = [from_model(e) for e in out.events]
     return out
+
+
+def _without_context(event: Any) -> Any:
+    return msgspec.structs.replace(event, context=None)
 
 
 def from_model(model: BaseModel) -> Any:

@@ -106,6 +106,14 @@ class StreamSettings(BaseSettings):
     full_play: float = Field(
         default=0.8, gt=0, le=1, description="Completion at or above which a play counts as full."
     )
+    max_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="Most an event's time may lie ahead of when it was sent (the API's clock, a "
+        "record's broker time); later events get 422 at the API and go to the dead-letter topic "
+        "as `future_timestamp`.",
+    )
     trending_bucket_s: int = Field(default=300, ge=1, description="Trending time-bucket width.")
     trending_window_s: int = Field(default=86_400, ge=1, description="Trending buckets kept.")
     web_port: int = Field(default=0, ge=0, le=65_535, description="Worker metrics port (0: free).")
@@ -200,6 +208,26 @@ class ArtifactSettings(BaseSettings):
     watch_interval_s: float = Field(default=2.0, gt=0, description="Manifest poll interval.")
 
 
+class AudioSettings(BaseSettings):
+    """Local audio files (``file://`` links in the catalog)."""
+
+    model_config = _section("AUDIO")
+
+    local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories whose files `file://` audio links may name; comma-separated. "
+        "Only these (and the packaged demo clips) are read by training or served by "
+        "`GET /v1/tracks/{id}/audio`; the public ingest route refuses `file://` links.",
+    )
+
+    @field_validator("local_roots", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
 class BatchSettings(BaseSettings):
     """Batch training."""
 
@@ -280,6 +308,7 @@ class Settings(BaseModel):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     run: RunSettings = Field(default_factory=RunSettings)
 
@@ -323,6 +352,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "STREAM": StreamSettings,
     "API": ApiSettings,
     "ARTIFACTS": ArtifactSettings,
+    "AUDIO": AudioSettings,
     "BATCH": BatchSettings,
     "RUN": RunSettings,
 }

@@ -169,8 +169,10 @@ def apply_interaction(
     """Fold one interaction into a user's state (in place; returns it).
 
     Late events (older than what the state already reflects) still count where
-    counting is commutative (vector, history, negatives by their own times) but
-    never move the session clock backwards.
+    counting is commutative (vector, history, negatives by their own times) and in
+    the session they fall in, but never move the session clock backwards. Events
+    dated further ahead than the allowed clock skew never get here: the decoders
+    dead-letter them (``future_timestamp``), since no later event could outweigh them.
     """
     t = event.occurred_ms
     w = event_weight(event, cfg)
@@ -247,21 +249,35 @@ def fold_batch(
 
 
 def _session(state: UserState, event: Any, t: int, cfg: FoldConfig) -> None:
+    """Count the event in the listener's session.
+
+    A late event (dated before the session's last one) that in time order would
+    have joined the session (no more than the session gap before its start) still
+    counts in it, so an event dated a little ahead (a client clock that runs fast,
+    within the allowed skew) cannot stop the events after it from counting. It
+    never moves the session's last time back and never ends a skip streak that
+    newer events built; a late event from an earlier session changes nothing.
+    """
     s = state.session
-    if s and t < s["last"]:
-        return  # late: the session clock never runs backwards
-    if not s or t - s["last"] > cfg.session_gap_s * 1000:
-        s.clear()
-        s.update(start=t, last=t, plays=0, skips=0, streak=0)
-    s["last"] = t
+    gap_ms = cfg.session_gap_s * 1000
+    late = bool(s) and t < s["last"]
+    if late:
+        if t < s["start"] - gap_ms:
+            return  # it belongs to a session that is over
+        s["start"] = min(s["start"], t)
+    else:
+        if not s or t - s["last"] > gap_ms:
+            s.clear()
+            s.update(start=t, last=t, plays=0, skips=0, streak=0)
+        s["last"] = t
     if event.type == "skip":
         s["skips"] += 1
         s["streak"] += 1
     elif event.type == "play":
         s["plays"] += 1
-        if event.completion_ratio >= cfg.full_play:
+        if not late and event.completion_ratio >= cfg.full_play:
             s["streak"] = 0
-    elif event.type == "like":
+    elif event.type == "like" and not late:
         s["streak"] = 0
 
 

@@ -1,10 +1,12 @@
 """Apply one partition's batch of records to Redis, exactly once in effect.
 
 For each batch: read the partition's applied offset, drop records at or below
-it, decode (bad parts go to the dead-letter topic), drop event ids already in
-the dedup window, read the state the events touch, plan the writes with the
-pure functions of :mod:`models.apply`, and commit them in one atomic step with
-the new offset (compare-and-set on the old one). The live Faust agents and the
+it, decode (bad parts, and events dated more than the allowed clock skew after
+their record's broker time, go to the dead-letter topic; a context naming an
+unknown bandit arm is dropped from its event, which still applies), drop event
+ids already in the dedup window, read the state the events touch, plan the
+writes with the pure functions of :mod:`models.apply`, and commit them in one
+atomic step with the new offset (compare-and-set on the old one). The live Faust agents and the
 replay both call :meth:`Applier.apply`.
 """
 
@@ -29,8 +31,7 @@ from models.apply import (
     plan_links,
     plan_tracks,
 )
-from models.bandit import ARMS
-from models.codec import Reason, Rejected
+from models.codec import Reason, Rejected, not_after_ms
 from models.events import event_to_dict
 from models.fastcodec import as_model, decode_record
 from models.io.store import StateStore
@@ -48,11 +49,15 @@ ContentFn = Callable[[Sequence[Any]], Awaitable[dict[str, ContentVectors]]]
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One Kafka record: its offset and value bytes (``skip``: advance past it unapplied)."""
+    """One Kafka record: its offset and value bytes (``skip``: advance past it unapplied).
+
+    ``timestamp_ms`` is the record's broker time (when it was sent); events may be
+    dated at most the allowed clock skew after it."""
 
     offset: int
     value: bytes | None
     skip: bool = False
+    timestamp_ms: int | None = None
 
 
 @dataclass
@@ -63,6 +68,7 @@ class ApplyResult:
     duplicates: int = 0
     stale_records: int = 0
     rejected: int = 0
+    dropped_contexts: int = 0
     seek_to: int | None = None
     offset: int = -1
     by_type: dict[str, int] = field(default_factory=dict)
@@ -125,6 +131,8 @@ class Applier:
         items: ItemLookup | None = None,
         content: ContentFn | None = None,
         cache_users: int = 20_000,
+        max_skew_ms: int = 300_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.prefix = prefix
@@ -138,6 +146,8 @@ class Applier:
         self.content = content
         self.generation: int | None = None
         self.cache_users = cache_users
+        self.max_skew_ms = max_skew_ms
+        self.clock = clock
         self._cache: dict[tuple[str, int], _UserCache] = {}
 
     async def keys(self) -> Keys:
@@ -174,11 +184,18 @@ class Applier:
 
         events: list[tuple[int, Any]] = []
         rejected: list[tuple[int, Rejected]] = []
+        dropped_contexts = 0
+        now_ms = int(self.clock() * 1000)
         for r in fresh:
             if r.skip:
                 continue
-            decoded = decode_record(r.value, max_bytes=self.max_record_bytes)
+            decoded = decode_record(
+                r.value,
+                max_bytes=self.max_record_bytes,
+                not_after_ms=not_after_ms(r.timestamp_ms, now_ms, self.max_skew_ms),
+            )
             rejected += [(r.offset, x) for x in decoded.rejected]
+            dropped_contexts += decoded.dropped_contexts
             for e in decoded.events:
                 problem = self._misrouted(e, topic, partition)
                 if problem:
@@ -224,6 +241,7 @@ class Applier:
             self._cache[(topic, partition)] = cache
         result.applied = len(accepted)
         result.rejected = len(rejected)
+        result.dropped_contexts = dropped_contexts
         result.offset = new_offset
         for e in batch:
             result.by_type[e.type] = result.by_type.get(e.type, 0) + 1
@@ -231,7 +249,7 @@ class Applier:
         return result
 
     def _misrouted(self, event: Any, topic: str, partition: int) -> Rejected | None:
-        """Why an event may not be applied here (wrong topic, partition or arm), or None."""
+        """Why an event may not be applied here (wrong topic or partition), or None."""
         kind = event.type
         if TOPIC_OF_TYPE[kind] != topic:
             return _reject(
@@ -246,13 +264,6 @@ class Applier:
                 Reason.WRONG_PARTITION,
                 event,
                 f"key {key!r} belongs on partition {want}, not {partition}",
-            )
-        ctx = event.context if topic == INTERACTIONS else None
-        if ctx is not None and ctx.arm not in ARMS:
-            return _reject(
-                Reason.UNRESOLVABLE_REFERENCE,
-                event,
-                f"context.arm: unknown arm {ctx.arm!r} (known: {', '.join(ARMS)})",
             )
         return None
 

@@ -10,6 +10,11 @@ EVENTS = Counter("encore_events_applied_total", "Events applied to state", ["top
 DUPLICATES = Counter("encore_dedup_hits_total", "Events dropped as resends", ["topic"])
 STALE = Counter("encore_stale_records_total", "Records at or below the applied offset", ["topic"])
 DEAD_LETTERS = Counter("encore_dead_letters_total", "Events sent to the DLQ", ["topic", "reason"])
+DROPPED_CONTEXTS = Counter(
+    "encore_dropped_contexts_total",
+    "Interactions applied without their recommendation context (it named an unknown arm)",
+    ["topic"],
+)
 CAS_RETRIES = Counter(
     "encore_commit_conflicts_total", "Batches retried after a lost CAS", ["topic"]
 )
@@ -49,6 +54,8 @@ def observe_batch(topic: str, partition: int, result: Any, seconds: float) -> No
         DUPLICATES.labels(topic).inc(result.duplicates)
     if result.stale_records:
         STALE.labels(topic).inc(result.stale_records)
+    if result.dropped_contexts:
+        DROPPED_CONTEXTS.labels(topic).inc(result.dropped_contexts)
     APPLY_SECONDS.labels(topic).observe(seconds)
     BATCH_EVENTS.labels(topic).observe(result.applied)
     APPLIED_OFFSET.labels(topic, str(partition)).set(result.offset)

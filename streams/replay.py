@@ -172,7 +172,12 @@ async def _replay_topic(
         idle = 0
         for tp, msgs in batch.items():
             records = [
-                Record(m.offset, m.value, skip=from_ms is not None and m.timestamp < from_ms)
+                Record(
+                    m.offset,
+                    m.value,
+                    skip=from_ms is not None and m.timestamp < from_ms,
+                    timestamp_ms=m.timestamp,
+                )
                 for m in msgs
             ]
             result = await applier.apply(topic, tp.partition, records, keys=keys)

@@ -52,4 +52,5 @@ def build_applier(
         dead_letters=dead_letters,
         items=items,
         content=content,
+        max_skew_ms=round(s.max_clock_skew_s * 1000),
     )

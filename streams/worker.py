@@ -230,7 +230,10 @@ class Worker:
         )
 
     async def _partition(self, topic: str, stream: Any, partition: int, evs: list[Any]) -> None:
-        records = [Record(e.message.offset, e.message.value) for e in evs]
+        records = [
+            Record(e.message.offset, e.message.value, timestamp_ms=_millis(e.message.timestamp))
+            for e in evs
+        ]
         for piece in pieces(records, self.settings.stream.apply_max_bytes):
             result = await self._apply_until_done(topic, partition, piece)
             if result.seek_to is not None:
@@ -313,6 +316,11 @@ def pieces(records: list[Record], max_bytes: int) -> list[list[Record]]:
         out[-1].append(r)
         size += n
     return out
+
+
+def _millis(timestamp_s: float | None) -> int | None:
+    """Faust's record time (seconds, a float) as the broker's milliseconds."""
+    return None if timestamp_s is None else round(timestamp_s * 1000)
 
 
 def lag_key(keys: Keys) -> str:

@@ -37,7 +37,7 @@ def every_event_type(n: int = 0) -> list[Any]:
             tags=("late night", "smooth"),
             year=1999,
             duration_ms=200_000,
-            audio_url="http://127.0.0.1:1/a.wav",
+            audio_url="https://cdn.example.com/audio/a.wav",
         ),
         Play(
             event_id=f"play-{n}",

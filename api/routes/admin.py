@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import Annotated, Any
@@ -12,12 +13,19 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import AdminAccess, Res
 from api.recommend import arm_posteriors
+from api.validation import StrictJSONRoute
 from models import ops
 from models.io.dlq import read_dead_letters, redrive
 from models.keys import ope_key
 from models.topics import SOURCE_TOPICS
 
-router = APIRouter(prefix="/v1/admin", tags=["operations"], dependencies=[AdminAccess])
+log = logging.getLogger(__name__)
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["operations"],
+    dependencies=[AdminAccess],
+    route_class=StrictJSONRoute,
+)
 
 
 @router.get(
@@ -46,7 +54,8 @@ async def status(res: Res) -> dict[str, Any]:
         lag = await reader.lag()
         [ope_json] = await res.store.read([ops.get(ope_key(res.settings.redis.key_prefix))])
     except Exception as exc:  # noqa: BLE001 - report, don't fail, the status page
-        return {**out, "redis": f"unavailable: {exc}"}
+        log.warning("status: redis unavailable: %s", exc)  # the text may name socket paths
+        return {**out, "redis": f"unavailable ({type(exc).__name__})"}
     applied: dict[str, int] = {}
     dead: dict[str, int] = {}
     i = 0
@@ -129,6 +138,7 @@ async def dlq_redrive(
         reason=reason,
         dry_run=dry_run,
         max_record_bytes=s.kafka.max_record_bytes,
+        max_skew_ms=round(s.stream.max_clock_skew_s * 1000),
     )
     return {
         "sent": report.sent,

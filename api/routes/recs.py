@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, Path, Query, Response, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, File, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.deps import ReadAccess, Res
 from api.identify import ClipError, ClipLimits, identify
 from api.playlist import xspf
 from api.query import mood_json, query_recs, similar_tracks
-from api.recommend import artist_key, personal, track_info
+from api.recommend import artist_key, personal, public_info, track_info
 from api.state import Resources
+from api.validation import StrictJSONRoute, comma_separated, query_error
+from models.io.localaudio import AUDIO_TYPES, servable, trusted_roots
 from models.rerank import Filters
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(prefix="/v1", tags=["recommendations"], route_class=StrictJSONRoute)
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x20\x7f]+$")]
+MAX_GENRES, GENRE_CHARS = 20, 50
+MAX_EXCLUDED, ARTIST_CHARS = 100, 128
 
 
 class FilterBody(BaseModel):
@@ -26,16 +32,22 @@ class FilterBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    genres: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=20)
+    genres: list[Annotated[str, Field(max_length=GENRE_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_GENRES
+    )
     year_min: Annotated[int, Field(ge=1000, le=2200)] | None = None
     year_max: Annotated[int, Field(ge=1000, le=2200)] | None = None
-    exclude_artists: list[Annotated[str, Field(max_length=128)]] = Field(
-        default_factory=list, max_length=100
+    exclude_artists: list[Annotated[str, Field(max_length=ARTIST_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_EXCLUDED
     )
 
-    def to_filters(self) -> Filters:
+    @model_validator(mode="after")
+    def _years_in_order(self) -> FilterBody:
         if self.year_min and self.year_max and self.year_min > self.year_max:
-            raise HTTPException(422, "filters.year_min: must not be after year_max")
+            raise ValueError("year_min must not be after year_max")
+        return self
+
+    def to_filters(self) -> Filters:
         return Filters(
             genres=frozenset(g.lower() for g in self.genres),
             year_min=self.year_min,
@@ -57,12 +69,17 @@ class QueryBody(BaseModel):
 def _filters(
     genres: str | None, year_min: int | None, year_max: int | None, exclude_artists: str | None
 ) -> Filters:
-    return FilterBody(
-        genres=[g for g in (genres or "").split(",") if g],
-        year_min=year_min,
-        year_max=year_max,
-        exclude_artists=[a for a in (exclude_artists or "").split(",") if a],
-    ).to_filters()
+    """Filters from query parameters; a violation is a 422 naming the parameter."""
+    try:
+        body = FilterBody(
+            genres=[g for g in (genres or "").split(",") if g],
+            year_min=year_min,
+            year_max=year_max,
+            exclude_artists=[a for a in (exclude_artists or "").split(",") if a],
+        )
+    except ValidationError as exc:
+        raise query_error(exc, lambda loc: str(loc[0]) if loc else "year_min") from exc
+    return body.to_filters()
 
 
 def _n(res: Resources, n: int) -> int:
@@ -79,10 +96,26 @@ async def user_recommendations(
     user_id: IdPath,
     n: Annotated[int, Query(ge=1, le=100)] = 20,
     context: Annotated[str | None, Query(max_length=64, pattern=r"^[\w .:-]*$")] = None,
-    genres: Annotated[str | None, Query(max_length=500, description="comma-separated")] = None,
+    genres: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_GENRES * (GENRE_CHARS + 1),
+            description=f"comma-separated, at most {MAX_GENRES} of at most {GENRE_CHARS} "
+            "characters",
+        ),
+        comma_separated(MAX_GENRES, GENRE_CHARS),
+    ] = None,
     year_min: Annotated[int | None, Query(ge=1000, le=2200)] = None,
     year_max: Annotated[int | None, Query(ge=1000, le=2200)] = None,
-    exclude_artists: Annotated[str | None, Query(max_length=2000)] = None,
+    exclude_artists: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_EXCLUDED * (ARTIST_CHARS + 1),
+            description=f"comma-separated artist ids or names, at most {MAX_EXCLUDED} of at "
+            f"most {ARTIST_CHARS} characters",
+        ),
+        comma_separated(MAX_EXCLUDED, ARTIST_CHARS),
+    ] = None,
 ) -> dict[str, Any]:
     filters = _filters(genres, year_min, year_max, exclude_artists)
     answer = await personal(res.engine, res.bundle, user_id, _n(res, n), filters, context)
@@ -128,26 +161,62 @@ async def similar(
 )
 async def track(res: Res, track_id: IdPath) -> dict[str, Any]:
     bundle = res.bundle
-    catalog = {}
-    link: dict[str, str] = {}
-    if res.engine.reader is not None:
-        try:
-            keys = await res.engine.reader.keys()
-            catalog = await res.engine.reader.catalog(keys, [track_id])
-            link = await res.engine.reader.link_health(keys, track_id)
-        except Exception:  # noqa: BLE001 - a track page without live facts is still a page
-            link = {}
+    catalog, link = await _live_facts(res, track_id, with_link=True)
     info = track_info(bundle, catalog, track_id)
     if not info:
         raise HTTPException(404, f"unknown track {track_id!r}")
     return {
         "track_id": track_id,
-        **info,
+        **public_info(track_id, info),
         "mood": mood_json(bundle.content, track_id),
         "link_health": link or {"status": "unknown"},
         "artist_key": artist_key(info),
         "model_versions": bundle.versions(),
     }
+
+
+async def _live_facts(
+    res: Resources, track_id: str, *, with_link: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The catalog topic's entry of a track and its link health (empty without Redis)."""
+    catalog: dict[str, Any] = {}
+    link: dict[str, str] = {}
+    if res.engine.reader is not None:
+        try:
+            keys = await res.engine.reader.keys()
+            catalog = await res.engine.reader.catalog(keys, [track_id])
+            if with_link:
+                link = await res.engine.reader.link_health(keys, track_id)
+        except Exception:  # noqa: BLE001 - a track page without live facts is still a page
+            link = {}
+    return catalog, link
+
+
+@router.get(
+    "/tracks/{track_id}/audio",
+    dependencies=[ReadAccess],
+    summary="A track's audio, when it is a local file under a trusted folder",
+    response_class=FileResponse,
+    responses={404: {"description": "the track has no local audio this server may serve"}},
+)
+async def track_audio(res: Res, track_id: IdPath) -> FileResponse:
+    """Serves local audio by track id, so no response names a path on this server.
+
+    Only files under ``ENCORE_AUDIO_LOCAL_ROOTS`` or the packaged demo clips, with an
+    audio suffix, are served (ranges supported); anything else is a 404."""
+    catalog, _ = await _live_facts(res, track_id, with_link=False)
+    url = track_info(res.bundle, catalog, track_id).get("audio_url")
+    path = None
+    if isinstance(url, str):
+        roots = trusted_roots(res.settings.audio.local_roots)
+        path = await asyncio.to_thread(servable, url, roots)
+    if path is None:
+        raise HTTPException(404, "this track has no local audio that this server serves")
+    return FileResponse(
+        path,
+        media_type=AUDIO_TYPES[path.suffix.lower()],
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get(
@@ -196,12 +265,14 @@ async def artist_radio(
     response_class=Response,
 )
 async def playlist(
-    res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 25
+    request: Request, res: Res, user_id: IdPath, n: Annotated[int, Query(ge=1, le=100)] = 25
 ) -> Response:
     recs = await personal(res.engine, res.bundle, user_id, _n(res, n), Filters(), "playlist")
     if res.served is not None:
         res.served.offer(recs)
-    body = xspf(f"Encore for {user_id}", user_id, recs["items"], recs["rec_id"])
+    body = xspf(
+        f"Encore for {user_id}", user_id, recs["items"], recs["rec_id"], str(request.base_url)
+    )
     return Response(
         body,
         media_type="application/xspf+xml",

@@ -3,16 +3,18 @@ panel) and the two small routes it needs beyond the public API."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
 from api.deps import ReadAccess, Res
+from api.validation import StrictJSONRoute
 from models.settings import Mode
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 WEB = Path(__file__).resolve().parent.parent / "web"
 TYPES = {".js": "text/javascript", ".css": "text/css"}
 ASSETS = {p.name: TYPES[p.suffix] for p in sorted(WEB.iterdir()) if p.suffix in TYPES}
@@ -37,7 +39,7 @@ async def index() -> FileResponse:
 @router.get("/web/{name}", include_in_schema=False)
 async def asset(name: str) -> FileResponse:
     if name not in ASSETS:
-        raise HTTPException(404, f"no web asset {name!r}")
+        raise HTTPException(404, "no such web asset")
     return FileResponse(
         WEB / name,
         media_type=f"{ASSETS[name]}; charset=utf-8",
@@ -45,13 +47,29 @@ async def asset(name: str) -> FileResponse:
     )
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether a client address is this machine (127.0.0.0/8, ::1, IPv4-mapped too)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 @router.get("/v1/ui/config", tags=["web"], summary="What the web page may prefill")
-async def ui_config(res: Res) -> dict[str, Any]:
-    """The built-in development keys, only in development mode with no keys configured."""
+async def ui_config(request: Request, res: Res) -> dict[str, Any]:
+    """The built-in development keys, only to a client on this machine, in development
+    mode with no keys configured: the page of a developer's own stack fills them in,
+    anyone else asking a development server gets nothing."""
     api = res.settings.api
     open_dev = res.settings.mode is Mode.DEVELOPMENT and not api.api_keys and not api.admin_keys
+    local = is_loopback(request.client.host if request.client else None)
     return {
-        "dev_keys": {"ingest": "dev-ingest-key", "admin": "dev-admin-key"} if open_dev else None
+        "dev_keys": {"ingest": "dev-ingest-key", "admin": "dev-admin-key"}
+        if open_dev and local
+        else None
     }
 
 

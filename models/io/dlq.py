@@ -7,6 +7,7 @@ batch sends it again, so readers de-duplicate on that identity.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from models.codec import decode_record, dlq_original
+from models.codec import decode_record, dlq_original, not_after_ms
 from models.io.producer import EventProducer
 from models.topics import SOURCE_TOPICS, dlq_topic
 
@@ -96,11 +97,13 @@ async def redrive(
     reason: str | None = None,
     dry_run: bool = False,
     max_record_bytes: int = 1_048_576,
+    max_skew_ms: int = 300_000,
 ) -> RedriveReport:
     """Re-send dead letters that now validate to their proper topic and partition.
 
     Events keep their ``event_id``, so redriving twice is harmless (the dedup window
-    drops the second copy); ones that still fail stay in the DLQ and are counted.
+    drops the second copy); ones that still fail (an event still more than
+    ``max_skew_ms`` in the future among them) stay in the DLQ and are counted.
     """
     letters = await read_dead_letters(bootstrap, topics)
     report = RedriveReport()
@@ -109,7 +112,8 @@ async def redrive(
     for e in letters.entries:
         if reason and e["reason"] != reason:
             continue
-        decoded = decode_record(e["original"], max_bytes=max_record_bytes)
+        limit = not_after_ms(None, int(time.time() * 1000), max_skew_ms)
+        decoded = decode_record(e["original"], max_bytes=max_record_bytes, not_after_ms=limit)
         if decoded.events and not decoded.rejected:
             good.extend(decoded.events)
         else:

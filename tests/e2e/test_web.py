@@ -322,3 +322,17 @@ def test_phone_width_has_no_sideways_scroll(browser: BrowserContext, stack: Stac
         page.screenshot(path=str(SHOTS / "discover-phone.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_api_docs_render_from_this_server_only(page: Page, stack: Stack) -> None:
+    requests: list[str] = []
+    blocked: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
+    page.goto(f"{stack.base}/docs")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    assert page.locator(".opblock-summary-path").count() >= 12
+    page.screenshot(path=str(SHOTS / "docs.png"))
+    assert requests
+    assert all(u.startswith(stack.base + "/") for u in requests), requests
+    assert blocked == []

@@ -251,6 +251,13 @@ def test_playlist_is_valid_xspf(api: tuple[TestClient, Settings]) -> None:
     for t in tracks:
         assert {c.tag.removeprefix(XSPF) for c in t} <= allowed
         assert t.find(f"{XSPF}identifier").text.startswith("urn:")  # type: ignore[union-attr]
+    for odd in ("u%EF%BF%BE", "u%EF%BF%BF", "u%ED%A0%80"):  # U+FFFE, U+FFFF, a bad byte run
+        r = client.get(f"/v1/users/{odd}/playlist.xspf", params={"n": 3})
+        assert r.status_code == 200, odd
+        creator = ET.fromstring(r.content).find(f"{XSPF}creator")
+        assert creator is not None
+        assert creator.text is not None
+        assert set(creator.text) == {"u", "\ufffd"}
 
 
 def test_a_dead_link_leaves_the_list_and_the_list_stays_full(
@@ -377,6 +384,28 @@ def test_corrupted_artifact_is_refused_and_the_old_one_kept(
     assert served == current
     assert before["artifacts"]["als"] is True
     assert "als" in client.app.state.resources.bundle.failures
+
+
+def test_a_refused_artifact_is_reported_without_server_paths(
+    api: tuple[TestClient, Settings],
+    built: Built,
+) -> None:
+    client, settings = api
+    store = ArtifactStore(settings.artifacts.root)
+    version = publish_als(store, built.demo, seed=12)
+    manifest = store.root / "als" / version / "manifest.json"
+    manifest.unlink()
+    manifest.mkdir()  # reading it fails with an error that names its path
+    deadline = time.monotonic() + 10
+    failure = ""
+    while time.monotonic() < deadline and not failure.startswith(version):
+        status = client.get("/v1/admin/status", headers={"X-API-Key": "dev-admin-key"})
+        failure = status.json()["artifact_failures"].get("als", "")
+        time.sleep(0.2)
+    assert failure.startswith(version), failure
+    assert "<artifacts>/als/" in failure
+    assert str(store.root) not in status.text
+    assert str(store.root.resolve()) not in status.text
 
 
 def test_redis_down_still_answers_degraded(built: Built, tmp_path: Path) -> None:

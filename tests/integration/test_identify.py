@@ -6,6 +6,7 @@ by its header, or stopped mid-stream, within a stated memory bound."""
 from __future__ import annotations
 
 import io
+import struct
 import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -103,6 +104,34 @@ def test_bad_uploads_say_what_is_wrong(client: TestClient, urls: dict[str, str])
     status, body = _post(client, b"")
     assert status == 422
     assert "empty" in body["detail"]
+
+
+def _wav_header(fmt: int, channels: int, bits: int, n: int = 100) -> bytes:
+    fields = struct.pack("<IHHIIHH", 16, fmt, channels, 44_100, 44_100 * 4, 4, bits)
+    return b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt " + fields + b"data" + b"\0" * n
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not audio at all",
+        _wav_header(3, 1, 13),  # libsndfile: "Unspecified internal error."
+        b"\xff\xfb\xd4\x04" + b"\0" * 300,  # "File does not exist or is not a regular file"
+        _wav_header(1, 0, 16),  # "Channel count is zero."
+        b"OggS" + bytes(range(256)) * 2,
+    ],
+)
+def test_an_unreadable_clip_gets_a_fixed_message_not_the_decoders(
+    client: TestClient, data: bytes
+) -> None:
+    status, body = _post(client, data)
+    assert status == 422
+    assert body["detail"] in {
+        "file: not a readable audio file (unknown or unsupported format); "
+        "send WAV, FLAC, Ogg or MP3",
+        "file: not a readable audio file (damaged or unsupported audio data); "
+        "send WAV, FLAC, Ogg or MP3",
+    }
 
 
 def _silence(seconds: float, channels: int, rate: int, fmt: str = "FLAC") -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,34 @@ def test_refusals_say_what_is_wrong(broker: Proc, tmp_path: Path) -> None:
         assert unknown.status_code == 422
         big = client.post("/v1/events/batch", headers=KEY, json={"events": [good] * 2_000})
         assert big.status_code == 413
+
+
+def test_events_dated_past_the_clock_skew_get_422_naming_occurred_at(
+    broker: Proc, tmp_path: Path
+) -> None:
+    play = event_to_dict(every_event_type()[1])
+    now = datetime.now(UTC)
+    soon = {**play, "event_id": "soon", "occurred_at": (now + timedelta(minutes=4)).isoformat()}
+    late = {**play, "event_id": "late", "occurred_at": (now + timedelta(minutes=6)).isoformat()}
+    far = {**play, "event_id": "far", "occurred_at": "9999-12-31T23:59:59Z"}
+    with _client(broker.address, tmp_path) as client:
+        _wait_producer(client)
+        for doc in (late, far):
+            r = client.post("/v1/events", json=doc, headers=KEY)
+            assert r.status_code == 422, r.text
+            [err] = r.json()["detail"]
+            assert (err["type"], err["loc"]) == ("future_timestamp", ["body", "occurred_at"])
+        r = client.post("/v1/events/batch", json={"events": [soon, far, play]}, headers=KEY)
+        assert r.status_code == 422  # nothing of the request is produced
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "events", 1, "occurred_at"]]
+        ok = client.post("/v1/events", json=soon, headers=KEY)  # inside the 5 minutes
+        assert ok.status_code == 202, ok.text
+    got = [e.event_id for r in asyncio.run(_read_all(broker.address, 1)) for e in _events(r)]
+    assert got == ["soon"]
+
+
+def _events(record: Any) -> list[Any]:
+    return decode_record(record.value, max_bytes=2**20).events
 
 
 def test_broker_gone_means_503_with_retry_after_never_a_silent_drop(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from encore.services import Proc, free_port, start_broker, start_redis
 from models import ops
 from models.codec import encode_event
-from models.events import Skip
+from models.events import Play, RecContext, Skip
 from models.io.dlq import read_dead_letters
 from models.keys import Keys
 from models.topics import INTERACTIONS, partition_for
@@ -306,3 +306,76 @@ async def test_replay_under_live_traffic_hands_over_exactly(make_env: EnvFactory
         f"replay under traffic: {report.events} events replayed, worker sought back "
         f"{handovers} times to hand over"
     )
+
+
+async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_move_the_state(
+    make_env: EnvFactory,
+) -> None:
+    """A play dated 9999-12-31 sent straight to the topic (not through the API) goes to
+    the dead-letter topic as future_timestamp, live and in replay; the listener's later
+    events still move the state, a play whose context names an unknown arm included
+    (only its context is dropped)."""
+    env = make_env()
+    await env.create_topics()
+    env.start_worker()
+    user = "clock-victim"
+    part = partition_for(user, PARTITIONS)
+    now = datetime.now(UTC).replace(microsecond=0)
+    future = {
+        "type": "play",
+        "event_id": "from-9999",
+        "user_id": user,
+        "track_id": "t0",
+        "occurred_at": "9999-12-31T23:59:59Z",
+        "ms_played": 200_000,
+        "duration_ms": 200_000,
+    }
+    await env.produce_raw(INTERACTIONS, part, orjson.dumps(future))
+    later = [
+        Skip(
+            event_id=f"after-{i}",
+            occurred_at=now - timedelta(seconds=30 - i),
+            user_id=user,
+            track_id=f"t{i + 1}",
+            ms_played=2_000,
+        )
+        for i in range(3)
+    ]
+    made_up = Play(
+        event_id="made-up-arm",
+        occurred_at=now - timedelta(seconds=40),
+        user_id=user,
+        track_id="t9",
+        ms_played=1_000,
+        completion=0.9,
+        context=RecContext(rec_id="r1", arm="made-up"),
+    )
+    for event in [made_up, *later]:  # one record each, as an app sends them
+        await env.produce([event])
+    await env.wait_applied()
+    letters = await read_dead_letters(env.broker.address, [INTERACTIONS])
+    assert letters.by_reason() == {"interactions/future_timestamp": 1}
+    assert "occurred_at" in letters.entries[0]["error"]
+    dump = await env.dump()
+    doc = orjson.loads(dump[f"u:{{i{part}}}:{user}"]["doc"])
+    assert doc["n"] == 4
+    assert (doc["s"]["plays"], doc["s"]["skips"], doc["s"]["streak"]) == (1, 3, 3)
+    assert doc["t"] == int(later[-1].occurred_at.timestamp() * 1000)
+    assert dump[f"dlq:{{i{part}}}"] == {"future_timestamp": "1"}
+    assert f"bandit:{{i{part}}}" not in dump  # nothing credited to a made-up arm
+
+    from models.settings import load_settings
+    from streams.wiring import build_applier
+
+    settings = load_settings()
+    settings.kafka.partitions = PARTITIONS
+    store = env.store()
+    report = await replay(
+        build_applier(settings, store, discard_dead_letters),
+        store,
+        env.broker.address,
+        cutover=False,
+    )
+    await store.close()
+    assert report.rejected == 1  # the replay refuses it again, by the record's broker time
+    assert await env.digest(1) == await env.digest(0)

@@ -119,18 +119,92 @@ async def test_bad_records_go_to_the_dead_letter_sink_and_good_ones_apply() -> N
         Record(4, b"x" * 200_000),
     ]
     r = await a.apply(INTERACTIONS, 1, records)
-    assert (r.applied, r.rejected, r.offset) == (1, 5, 4)
+    assert (r.applied, r.rejected, r.dropped_contexts, r.offset) == (2, 4, 1, 4)
     reasons = [(off, rej.reason) for _, _, off, rej in sink.got]
     assert reasons == [
         (0, Reason.NOT_JSON),
         (1, Reason.SCHEMA_VIOLATION),
         (2, Reason.WRONG_PARTITION),
-        (3, Reason.UNRESOLVABLE_REFERENCE),
         (4, Reason.OVERSIZE),
     ]
     counts = store.data[Keys("enc", 0, P).dlq_counts(INTERACTIONS, 1)]
     assert counts[b"schema_violation"] == b"1"
-    assert sum(int(v) for v in counts.values()) == 5
+    assert sum(int(v) for v in counts.values()) == 4
+    # The play naming an unknown arm counts; only its recommendation context is dropped.
+    state = await _user(store, u)
+    assert state.n == 2
+    assert [h[0] for h in state.hist] == ["t1", "t1"]
+    assert Keys("enc", 0, P).bandit(1) not in store.data  # no reward for a made-up arm
+
+
+def _ms(minutes: float) -> int:
+    return int((T0 + timedelta(minutes=minutes)).timestamp() * 1000)
+
+
+async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_still_count() -> None:
+    store, sink = MemoryStore(), Sink()
+    now = [_ms(10) / 1000]  # the worker's clock: T0 + 10 minutes
+    a = Applier(
+        store,
+        prefix="enc",
+        partitions=P,
+        fold=FoldConfig(),
+        trend=TrendConfig(),
+        dedup_window=1_000,
+        max_record_bytes=100_000,
+        dead_letters=sink,
+        max_skew_ms=300_000,
+        clock=lambda: now[0],
+    )
+    [u] = _users_on(2, 1)
+    far = _play("far", u).model_copy(update={"occurred_at": T0.replace(year=9999)})
+    ahead = _play("ahead", u, 14)  # sent at T0 + 10 min: 4 min ahead, inside the skew
+    late = _play("late", u, 16)  # sent at T0 + 10 min: 6 min ahead
+    first = [
+        Record(0, encode_event(_play("before", u, 9)), timestamp_ms=_ms(9)),
+        Record(1, encode_event(far), timestamp_ms=_ms(10)),
+        Record(2, encode_batch([ahead, late]), timestamp_ms=_ms(10)),
+    ]
+    r = await a.apply(INTERACTIONS, 2, first)
+    assert (r.applied, r.rejected) == (2, 2)
+    got = [(off, rej.reason, orjson.loads(rej.raw)["event_id"]) for _, _, off, rej in sink.got]
+    assert got == [(1, Reason.FUTURE_TIMESTAMP, "far"), (2, Reason.FUTURE_TIMESTAMP, "late")]
+    assert "occurred_at" in sink.got[0][3].error
+    counts = store.data[Keys("enc", 0, P).dlq_counts(INTERACTIONS, 2)]
+    assert counts == {b"future_timestamp": b"2"}
+
+    now[0] = _ms(12) / 1000  # later events, from a correct clock, still move the state
+    for i, minutes in enumerate([11, 12]):
+        skip = Skip(
+            event_id=f"s{i}",
+            occurred_at=T0 + timedelta(minutes=minutes),
+            user_id=u,
+            track_id="t2",
+            ms_played=10,
+        )
+        await a.apply(INTERACTIONS, 2, [Record(3 + i, encode_event(skip), timestamp_ms=_ms(12))])
+    state = await _user(store, u)
+    assert state.n == 4
+    assert (state.session["skips"], state.session["streak"]) == (2, 2)
+    assert state.last_ms == _ms(14)
+
+    # A replay a year later decides by the records' broker times: the same dead letters.
+    replayed, again = MemoryStore(), Sink()
+    b = Applier(
+        replayed,
+        prefix="enc",
+        partitions=P,
+        fold=FoldConfig(),
+        trend=TrendConfig(),
+        dedup_window=1_000,
+        max_record_bytes=100_000,
+        dead_letters=again,
+        clock=lambda: _ms(60 * 24 * 365) / 1000,
+    )
+    await b.apply(INTERACTIONS, 2, first)
+    assert [(off, rej) for _, _, off, rej in again.got] == [
+        (off, rej) for _, _, off, rej in sink.got
+    ]
 
 
 async def test_a_batch_that_starts_past_the_applied_offset_asks_for_a_seek() -> None:

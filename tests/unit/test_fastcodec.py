@@ -223,9 +223,14 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+# Latest accepted event times: none, then 2100 and mid-2024 (inside valid_time()) and 2200.
+NOT_AFTER = [None, 4_102_444_800_000, 1_717_200_000_000, 7_258_118_400_000]
+
+
 @st.composite
-def records(draw: st.DrawFn) -> tuple[bytes, int]:
-    """A record value (one event, a batch, or junk) and the size limit to decode it with."""
+def records(draw: st.DrawFn) -> tuple[bytes, int, int | None]:
+    """A record value (one event, a batch, or junk), the size limit to decode it with and
+    the latest event time to accept (None: no limit)."""
     kind = draw(st.sampled_from(["event", "event", "batch", "batch", "odd_batch", "junk", "dup"]))
     if kind == "event":
         raw = dumps(draw(st.one_of(valid_events, mutated())))
@@ -265,7 +270,7 @@ def records(draw: st.DrawFn) -> tuple[bytes, int]:
             )
         )
     limit = draw(st.sampled_from([LIMIT, LIMIT, max(0, len(raw) - 1), len(raw)]))
-    return raw, limit
+    return raw, limit, draw(st.sampled_from(NOT_AFTER))
 
 
 # --- the comparison -----------------------------------------------------------
@@ -293,10 +298,13 @@ def assert_same_event(model: BaseModel, struct: Any) -> None:
     assert fastcodec.as_model(struct) == model
 
 
-def assert_agree(raw: bytes | None, limit: int = LIMIT) -> codec.Decoded:
-    slow = codec.decode_record(raw, max_bytes=limit)
-    fast = fastcodec.decode_record(raw, max_bytes=limit)
+def assert_agree(
+    raw: bytes | None, limit: int = LIMIT, not_after: int | None = None
+) -> codec.Decoded:
+    slow = codec.decode_record(raw, max_bytes=limit, not_after_ms=not_after)
+    fast = fastcodec.decode_record(raw, max_bytes=limit, not_after_ms=not_after)
     assert fast.rejected == slow.rejected
+    assert fast.dropped_contexts == slow.dropped_contexts
     assert len(fast.events) == len(slow.events)
     for model, struct in zip(slow.events, fast.events, strict=True):
         assert_same_event(model, struct)
@@ -305,8 +313,26 @@ def assert_agree(raw: bytes | None, limit: int = LIMIT) -> codec.Decoded:
 
 @SETTINGS
 @given(records())
-def test_fast_decoder_agrees_with_the_contract(record: tuple[bytes, int]) -> None:
+def test_fast_decoder_agrees_with_the_contract(record: tuple[bytes, int, int | None]) -> None:
     assert_agree(*record)
+
+
+@SETTINGS
+@given(st.lists(valid_events, min_size=1, max_size=8), st.sampled_from(NOT_AFTER[1:]))
+def test_events_from_the_future_are_rejected_alone_by_both(
+    docs: list[dict[str, Any]], not_after: int
+) -> None:
+    decoded = assert_agree(encode_batch(docs), not_after=not_after)
+    late = [d for d in docs if fastcodec.as_model(_struct(d)).occurred_ms > not_after]
+    assert [r.reason for r in decoded.rejected] == [codec.Reason.FUTURE_TIMESTAMP] * len(late)
+    assert [orjson.loads(r.raw) for r in decoded.rejected] == late
+    assert all(r.error.startswith("occurred_at: ") for r in decoded.rejected)
+    assert len(decoded.events) == len(docs) - len(late)
+    assert all(e.occurred_ms <= not_after for e in decoded.events)
+
+
+def _struct(doc: dict[str, Any]) -> Any:
+    return fastcodec.decode_record(orjson.dumps(doc), max_bytes=LIMIT).events[0]
 
 
 @SETTINGS
@@ -343,6 +369,24 @@ def test_structs_mirror_the_models_field_for_field() -> None:
                 assert f.default == want, (model.__name__, f.name)
     assert set(fastcodec.RecContext.__struct_fields__) == set(RecContext.model_fields)
     assert set(fastcodec.BatchS.__struct_fields__) == set(EventBatch.model_fields) - {"type"}
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_context_with_an_unknown_arm_is_dropped_and_the_play_kept(escaped: bool) -> None:
+    play = orjson.loads(encode_event(every_event_type()[1]))
+    made_up = {**play, "event_id": "p2", "context": {**play["context"], "arm": "made-up"}}
+    raw = encode_batch([play, made_up])
+    if escaped:  # spelt with an escape: the fast decoder leaves it to the contract
+        raw = raw.replace(b'"arm":"made-up"', b'"\\u0061rm":"made-up"')
+    decoded = assert_agree(raw)
+    assert decoded.rejected == []
+    assert decoded.dropped_contexts == 1
+    [kept, stripped] = [fastcodec.as_model(e) for e in decoded.events]
+    assert kept.context is not None
+    assert kept.context.arm == "balanced"
+    assert stripped.event_id == "p2"
+    assert stripped.context is None
+    assert stripped.model_copy(update={"context": kept.context, "event_id": "play-0"}) == kept
 
 
 def test_submicrosecond_times_go_to_the_contract() -> None:

@@ -92,6 +92,19 @@ def test_late_event_does_not_roll_the_session_back() -> None:
     assert s.session == before
 
 
+def test_an_event_dated_ahead_does_not_stop_later_ones_counting() -> None:
+    # A phone whose clock runs 4 minutes fast (inside the allowed skew), then events
+    # from a correct clock: every one still counts in the session and the vector.
+    s = _fold([_play(1, "a", 4)])
+    for i, minutes in enumerate([1, 2, 3]):
+        apply_interaction(s, _skip(10 + i, "b", minutes), ITEMS["b"], CFG, "m1")
+    assert s.n == 4
+    assert (s.session["skips"], s.session["streak"], s.session["plays"]) == (3, 3, 1)
+    assert s.session["last"] == _play(1, "a", 4).occurred_ms  # the clock never runs back
+    assert s.vec is not None
+    assert s.vec[1] < -1.0  # three skips pushed away from "b", barely decayed
+
+
 def test_newer_like_wins_over_older_dislike_whatever_the_order() -> None:
     dislike = Dislike(event_id="d", occurred_at=T0, user_id="u", track_id="a", artist=True)
     like = Like(event_id="l", occurred_at=T0 + timedelta(minutes=1), user_id="u", track_id="a")
