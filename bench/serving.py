@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 
 from bench.common import machine, publish_random_space, run_json, save, stack, table
-from bench.stream import rss_mib
+from bench.hotpaths import group_memory_mib
 from encore.services import free_port
 from models.index import build_index, neighbour_table
 from models.io.artifacts import ArtifactStore, save_array, save_json
@@ -189,7 +189,7 @@ def run(
                         ]
                     )
                     rows.append({"catalog": tracks, **r, "drain_s": drained(base)})
-            rss[str(tracks)] = rss_mib(api.pid)
+            rss[str(tracks)] = group_memory_mib(api.pid)["rss_mib"]  # every API process
     return {
         "name": "serving",
         "machine": machine(),
@@ -234,6 +234,7 @@ def render(r: dict[str, Any]) -> str:
         )
         + f"\n\nfirst (uncached) query: {cold}; API resident memory: "
         + ", ".join(f"{k} tracks: {v} MiB" for k, v in r["api_rss_mib"].items())
+        + " (all API processes)"
     )
 
 
