@@ -273,13 +273,15 @@ def annotate(
     catalog: Mapping[str, CatalogTrack],
     links: Mapping[str, str],
 ) -> None:
-    """Artist, genre, year, link status and a diversity vector for every candidate."""
+    """Artist, genre, year, whether it is music, link status and a diversity vector for
+    every candidate."""
     collab, content = bundle.collab, bundle.content
     for c in pool:
         info = track_info(bundle, catalog, c.track_id)
         c.artist = artist_key(info)
         c.genre = info.get("genre")
         c.year = info.get("year")
+        c.music = info.get("is_music") is not False  # the content job flags non-music
         c.link = links.get(c.track_id, "unknown")
         if collab is not None and c.track_id in collab.row:
             c.vector = collab.items[collab.row[c.track_id]]

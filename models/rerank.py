@@ -3,8 +3,9 @@
 The reader gathers candidates and raw signals; this module turns them into a
 ranked, explained, diverse list:
 
-1. hard filters remove recently played and disliked tracks, blocked and
-   excluded artists, and tracks outside the request's genre/year filters;
+1. hard filters remove what the catalog flags as not music, recently played
+   and disliked tracks, blocked and excluded artists, and tracks outside the
+   request's genre/year filters;
 2. every signal is min-max normalised over the tracks left (missing counts as 0);
 3. the hybrid score is the bandit arm's weighted sum of normalised signals,
    minus a penalty per recent skip of the track's artist;
@@ -43,6 +44,7 @@ class Candidate:
     link: str = "unknown"
     seed: str | None = None  # the played track a content candidate came from
     vector: np.ndarray | None = None  # for diversity (any space; compared within a request)
+    music: bool = True  # False: the catalog flags it as not music (a podcast, a test tone)
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ def normalise(candidates: Sequence[Candidate], signals: Sequence[str]) -> dict[s
 
 
 def allowed(c: Candidate, filters: Filters, ctx: Context) -> bool:
-    """Hard filters before scoring: history, dislikes, artists, genre and year."""
-    if c.track_id in ctx.recent or c.track_id in ctx.disliked:
+    """Hard filters before scoring: non-music, history, dislikes, artists, genre and year."""
+    if not c.music or c.track_id in ctx.recent or c.track_id in ctx.disliked:
         return False
     if c.artist is not None and (
         c.artist in ctx.blocked_artists or c.artist in filters.exclude_artists

@@ -104,9 +104,15 @@ def _ridge(x: np.ndarray, y: np.ndarray, lam: float = 1.0) -> tuple[np.ndarray, 
 
 
 def publish_content(
-    store: ArtifactStore, demo: DemoData, als_version: str, *, tag_space: bool = True
+    store: ArtifactStore,
+    demo: DemoData,
+    als_version: str,
+    *,
+    tag_space: bool = True,
+    non_music: frozenset[str] = frozenset(),
 ) -> str:
-    """Text vectors, genre-derived mood and the linear maps, as the "content" artifact."""
+    """Text vectors, genre-derived mood and the linear maps, as the "content" artifact
+    (tracks in ``non_music`` flagged as the content job flags a podcast)."""
     als = store.load("als", als_version)
     cf = np.asarray(als.array("item_factors.npy"), dtype=np.float32)
     items: list[dict[str, Any]] = []
@@ -120,6 +126,8 @@ def publish_content(
                 "tags": list(t.tags),
                 "year": t.year,
                 "permalink_url": t.permalink_url,
+                "is_music": t.track_id not in non_music,
+                "non_music_reason": "spoken word" if t.track_id in non_music else None,
             }
         )
     texts = [track_text(i) for i in items]

@@ -483,3 +483,33 @@ def test_content_without_a_tag_space_still_answers_queries(tmp_path: Path) -> No
         assert "no_tag_space" in body["degraded_reasons"]
         assert body["expanded_tags"] == []
         assert body["items"]
+
+
+def test_tracks_the_catalog_flags_as_not_music_are_never_recommended(tmp_path: Path) -> None:
+    demo = demo_data(n_tracks=120, n_users=40)
+    store = ArtifactStore(tmp_path)
+    als = publish_als(store, demo)
+    publish_content(store, demo, als, tag_space=False)
+    settings = _settings("redis://127.0.0.1:1/0", tmp_path)
+    user = demo.interactions[0].user_id
+    with TestClient(create_app(settings)) as client:
+        before = client.get(f"/v1/users/{user}/recommendations", params={"n": 10}).json()
+        flagged = frozenset(i["track_id"] for i in before["items"][:3])
+        assert len(flagged) == 3
+        seed = before["items"][5]["track_id"]
+        similar = client.get(f"/v1/tracks/{seed}/similar", params={"n": 50}).json()
+        assert flagged & {i["track_id"] for i in similar["items"]}
+        version = publish_content(store, demo, als, tag_space=False, non_music=flagged)
+        deadline = time.monotonic() + 20
+        after = before
+        while time.monotonic() < deadline and after["model_versions"]["content"] != version:
+            time.sleep(0.2)
+            after = client.get(f"/v1/users/{user}/recommendations", params={"n": 10}).json()
+        assert after["model_versions"]["content"] == version
+        assert not flagged & {i["track_id"] for i in after["items"]}
+        assert len(after["items"]) == 10
+        similar = client.get(f"/v1/tracks/{seed}/similar", params={"n": 50}).json()
+        assert not flagged & {i["track_id"] for i in similar["items"]}
+        r = client.post("/v1/recommend", json={"query": "energetic rock", "top_k": 50})
+        assert r.status_code == 200, r.text
+        assert not flagged & {i["track_id"] for i in r.json()["items"]}
