@@ -235,10 +235,11 @@ def drills() -> None:
 
 
 def _register_batch() -> None:
-    from encore import ope_cli, train_cli
+    from encore import ope_cli, recommend_cli, train_cli
 
     train_cli.register(app)
     ope_cli.register(app)
+    recommend_cli.register(app)
 
 
 _register_batch()

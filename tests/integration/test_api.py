@@ -513,3 +513,34 @@ def test_tracks_the_catalog_flags_as_not_music_are_never_recommended(tmp_path: P
         r = client.post("/v1/recommend", json={"query": "energetic rock", "top_k": 50})
         assert r.status_code == 200, r.text
         assert not flagged & {i["track_id"] for i in r.json()["items"]}
+
+
+def test_encore_recommend_writes_the_api_list_as_a_playlist_file(
+    api: tuple[TestClient, Settings], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from encore.cli import app as cli
+
+    client, settings = api
+    served = _recs(client, "demo:u4", n=12)
+    env = {
+        "ENCORE_REDIS_URL": settings.redis.url.get_secret_value(),  # type: ignore[union-attr]
+        "ENCORE_KAFKA_PARTITIONS": str(P),
+        "ENCORE_ARTIFACTS_ROOT": str(settings.artifacts.root),
+    }
+    out = tmp_path / "lists" / "u4.xspf"
+    run = CliRunner().invoke(
+        cli, ["recommend", "demo:u4", "--top-n", "12", "--xspf", str(out)], env=env
+    )
+    assert run.exit_code == 0, run.output
+    assert "demo:u4: 12 tracks" in run.stdout
+    tracks = ET.parse(out).getroot().findall(f"{XSPF}trackList/{XSPF}track")
+    ids = [t.findtext(f"{XSPF}identifier") for t in tracks]
+    # the same state, models and arm as the API's answer: the same list
+    assert ids == [f"urn:encore:track:{i['track_id']}" for i in served["items"]]
+    assert [t.findtext(f"{XSPF}title") for t in tracks] == [i["title"] for i in served["items"]]
+
+    bad = CliRunner().invoke(cli, ["recommend", "", "--top-n", "5"], env=env)
+    assert bad.exit_code == 2
+    assert "user id" in bad.output
