@@ -37,9 +37,10 @@ PARTITIONS = 6
 
 
 def events(n: int, seed: int, users: int = 2_000) -> list[dict[str, Any]]:
-    """Interaction event documents with recent times."""
+    """Interaction event documents with recent times, all in the past (the synthetic
+    times span an hour; events dated ahead of the clock are dead letters)."""
     return synthetic(
-        n, users, 5_000, seed, datetime.now(UTC) - timedelta(minutes=30), prefix=f"drill{seed}"
+        n, users, 5_000, seed, datetime.now(UTC) - timedelta(hours=1), prefix=f"drill{seed}"
     )
 
 
