@@ -191,3 +191,25 @@ def test_exits_are_described_by_code_or_signal() -> None:
     assert describe_exit(3) == "exit 3"
     assert describe_exit(-signal.SIGKILL) == "signal SIGKILL"
     assert describe_exit(-200) == "signal 200"
+
+
+def test_the_status_route_shows_a_live_supervisor_only(tmp_path: Path) -> None:
+    import os
+
+    from api.routes.admin import SUPERVISOR_FILE, supervisor_state
+    from encore.supervisor import STATE_FILE
+
+    assert SUPERVISOR_FILE == STATE_FILE
+    assert supervisor_state(tmp_path) is None  # not under encore up
+    h = Harness(tmp_path)
+    h.sup.add("worker-0", Kind.SERVICE, lambda: h.starter("worker-0"))
+    state = supervisor_state(tmp_path)
+    assert state is not None
+    assert state["pid"] == os.getpid()
+    assert [c["name"] for c in state["children"]] == ["worker-0"]
+    raw = orjson.loads((tmp_path / STATE_FILE).read_bytes())
+    raw["pid"] = 2**22 + 1  # above pid_max: a supervisor that is gone
+    (tmp_path / STATE_FILE).write_bytes(orjson.dumps(raw))
+    assert supervisor_state(tmp_path) is None
+    (tmp_path / STATE_FILE).write_bytes(b"{half")
+    assert supervisor_state(tmp_path) is None
