@@ -73,6 +73,10 @@ class Proc:
         """Whether the process is still running."""
         return self.popen.poll() is None
 
+    def exit_code(self) -> int | None:
+        """The exit code once it has ended (negative: the signal that ended it), else None."""
+        return self.popen.poll()
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """Signal, wait, then SIGKILL if needed; returns the exit code."""
         if self.alive():

@@ -4,8 +4,10 @@ With no ``ENCORE_KAFKA_BOOTSTRAP`` / ``ENCORE_REDIS_URL`` it starts the embedded
 broker and a Redis server on free loopback ports; then it creates the topics,
 starts the stream workers and the API (``ENCORE_API_PROCESSES`` processes on one
 port) as child processes, loads the demo
-catalog into an empty system, and waits. Ctrl-C (or SIGTERM) stops everything it
-started, in reverse order, by PID.
+catalog into an empty system, and supervises them (:mod:`encore.supervisor`): a
+worker or the API that dies is restarted with backoff; the embedded broker or
+Redis dying, or a child that keeps dying, stops the stack with exit code 1.
+Ctrl-C (or SIGTERM) stops everything it started, in reverse order, by PID.
 """
 
 from __future__ import annotations
@@ -22,20 +24,34 @@ from types import FrameType
 import httpx
 
 from encore.services import Proc, ServiceError, create_topics, spawn, start_broker, start_redis
+from encore.supervisor import STATE_FILE, GiveUp, Kind, Supervisor
 from models.settings import Settings
 from models.topics import all_topics
 
 
 class Stack:
-    """Processes started by ``encore up``, stopped in reverse order."""
+    """Processes started by ``encore up``, supervised, stopped in reverse order."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.run_dir = Path(settings.run.dir).resolve()
-        self.procs: list[Proc] = []
-        self.env: dict[str, str] = {}
+        self.procs: list[Proc] = []  # infrastructure we started (broker, Redis)
+        self.env: dict[str, str] = {"ENCORE_RUN_DIR": str(self.run_dir)}
         self.embedded_broker = False
         self.jobs: list[Proc] = []  # one-off processes (training): may end on their own
+        self.apps: dict[str, Proc] = {}  # the current process of each supervised app
+        r = settings.run
+        self.supervisor = Supervisor(
+            backoff_s=r.restart_backoff_s,
+            backoff_max_s=r.restart_backoff_max_s,
+            max_restarts=r.max_restarts,
+            window_s=r.restart_window_s,
+            monotonic=time.monotonic,
+            wall=time.time,
+            log=_log,
+            state_file=self.run_dir / STATE_FILE,
+            reap=_reap_group,
+        )
 
     def start_infra(self) -> None:
         """Start (or adopt) the broker and Redis."""
@@ -45,6 +61,7 @@ class Stack:
         else:
             broker = start_broker(self.run_dir, binary=s.run.tansu_bin)
             self.procs.append(broker)
+            self.supervisor.adopt(broker, Kind.FATAL)
             self.embedded_broker = True
             self.env["ENCORE_KAFKA_BOOTSTRAP"] = s.kafka.bootstrap = broker.address
             print(f"broker   {broker.address} (embedded, memory storage, pid {broker.pid})")
@@ -53,6 +70,7 @@ class Stack:
         else:
             redis = start_redis(self.run_dir, binary=s.run.redis_bin)
             self.procs.append(redis)
+            self.supervisor.adopt(redis, Kind.FATAL)
             self.env["ENCORE_REDIS_URL"] = redis.address
             from pydantic import SecretStr
 
@@ -75,13 +93,12 @@ class Stack:
         env = {**self.env, "ENCORE_ARTIFACTS_ROOT": str(Path(s.artifacts.root).resolve())}
         exe = [sys.executable, "-m", "encore.cli"]
         for i in range(s.run.workers):
-            self.procs.append(spawn(f"worker-{i}", [*exe, "worker"], self.run_dir, env=env))
+            self._supervise(f"worker-{i}", [*exe, "worker"], env)
         port = s.api.port or _free()
         env["ENCORE_API_PORT"] = str(port)
         if s.api.processes is not None:
             env["ENCORE_API_PROCESSES"] = str(s.api.processes)
-        api = spawn("api", [*exe, "api"], self.run_dir, env=env)
-        self.procs.append(api)
+        api = self._supervise("api", [*exe, "api"], env)
         url = f"http://{s.api.host}:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -94,6 +111,17 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise ServiceError(f"the API did not answer on {url}:\n{api.tail()}")
+
+    def _supervise(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+        """Start a long-running child that the supervisor restarts when it dies."""
+
+        def start() -> Proc:
+            proc = spawn(name, argv, self.run_dir, env=env)
+            self.apps[name] = proc
+            return proc
+
+        self.supervisor.add(name, Kind.SERVICE, start)
+        return self.apps[name]
 
     def train_if_missing(self) -> None:
         """Train the models from the event log in the background if none are published."""
@@ -110,6 +138,7 @@ class Stack:
             env=env,
         )
         self.jobs.append(job)
+        self.supervisor.adopt(job, Kind.JOB)
         print(
             f"models   training on the event log in the background (pid {job.pid}, log "
             f"{job.log}); the API swaps them in when published"
@@ -120,15 +149,17 @@ class Stack:
         for job in self.jobs:
             if job.alive():
                 job.stop()
-        for proc in reversed(self.procs):
+        for proc in [*reversed(self.apps.values()), *reversed(self.procs)]:
             code = proc.stop()
             if proc.name == "api":
                 _reap_group(proc.pid)
             print(f"stopped  {proc.name} (pid {proc.pid}, exit {code})")
+        self.apps.clear()
         self.procs.clear()
+        self.supervisor.remove_state()
 
     def watch(self) -> int:
-        """Block until a signal or a child dies; returns the exit code for ``encore up``."""
+        """Supervise until a signal or a give-up; returns the exit code for ``encore up``."""
         stopping = {"signal": 0}
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -137,15 +168,18 @@ class Stack:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         while not stopping["signal"]:
-            for proc in self.procs:
-                if not proc.alive():
-                    print(
-                        f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}",
-                        file=sys.stderr,
-                    )
-                    return 1
+            try:
+                self.supervisor.poll()
+            except GiveUp as exc:
+                print(f"encore up: stopping: {exc}", file=sys.stderr, flush=True)
+                return 1
             time.sleep(0.2)
         return 0
+
+
+def _log(message: str) -> None:
+    """Supervisor messages go to stderr, one timestamped entry each."""
+    print(f"{time.strftime('%H:%M:%S')} supervise {message}", file=sys.stderr, flush=True)
 
 
 def _reap_group(pgid: int) -> None:

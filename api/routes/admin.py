@@ -1,11 +1,14 @@
-"""Operator routes: stream lag, dead letters, artifacts, bandit, retraining (admin key)."""
+"""Operator routes: stream lag, dead letters, artifacts, bandit, supervision, retraining
+(admin key)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -30,7 +33,8 @@ router = APIRouter(
 
 @router.get(
     "/status",
-    summary="Lag, applied offsets, dead-letter counts, artifacts, bandit, off-policy estimates",
+    summary="Lag, applied offsets, dead-letter counts, artifacts, bandit, off-policy estimates, "
+    "supervised processes",
 )
 async def status(res: Res) -> dict[str, Any]:
     reader = res.engine.reader
@@ -38,6 +42,7 @@ async def status(res: Res) -> dict[str, Any]:
         "time": time.time(),
         "artifacts": res.bundle.versions(),
         "artifact_failures": res.bundle.failures,
+        "supervisor": supervisor_state(res.settings.run.dir),
     }
     if reader is None:
         return {**out, "redis": "not configured"}
@@ -87,6 +92,31 @@ async def status(res: Res) -> dict[str, Any]:
         "arm_pulls": _arm_pulls(),
         "ope": _ope(ope_json),
     }
+
+
+SUPERVISOR_FILE = "supervisor.json"
+"""Written by ``encore up`` in the run directory (``encore.supervisor.STATE_FILE``)."""
+
+
+def supervisor_state(run_dir: Path) -> dict[str, Any] | None:
+    """The children of the ``encore up`` that started this API, or None when there is none.
+
+    The file is replaced atomically by the supervisor, so a read sees a whole state; a file
+    left behind by a supervisor that no longer runs (killed outright) is ignored.
+    """
+    try:
+        state = orjson.loads((run_dir / SUPERVISOR_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
+        return None
+    try:
+        os.kill(state["pid"], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return state
 
 
 def _ope(raw: bytes | None) -> dict[str, Any] | None:

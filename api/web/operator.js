@@ -1,6 +1,7 @@
 // Operator panel: polls /v1/admin/status with the admin key; lag, apply rate, dead
 // letters (redrive), artifact versions (retrain), bandit arm shares and reward rates,
-// and the latest off-policy estimates (`encore ope`) beside the live reward rates.
+// the latest off-policy estimates (`encore ope`) beside the live reward rates, and the
+// processes `encore up` supervises (state, restarts, last exit).
 
 import { $, api, clearError, h, put, showError, sparkline, state } from "./lib.js";
 
@@ -73,6 +74,7 @@ function render(d, ms) {
   if (d.redis) showError($("ops-error"), `Redis: ${d.redis}`);
   renderStream(d);
   renderDead(d.dead_letters || {});
+  renderProcs(d.supervisor);
   renderArtifacts(d.artifacts || {}, d.artifact_failures || {});
   renderBandit(d.bandit || {}, d.arm_pulls || {});
   renderOpe(d.ope, d.bandit || {});
@@ -126,6 +128,20 @@ function renderDead(dead) {
       ? table(["topic / reason", "count"], entries.map(([k, n]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(n)))))
       : h("p", { class: "meta" }, "None: every record decoded and validated."),
   );
+}
+
+function renderProcs(sup) {
+  if (!sup) {
+    put($("ops-procs"), h("p", { class: "meta" }, "Not started by encore up: nothing supervised here."));
+    return;
+  }
+  const rows = sup.children.map((c) =>
+    h("tr", {}, h("th", { scope: "row" }, c.name),
+      h("td", { class: c.state === "running" ? "" : "lag-high" }, c.state),
+      h("td", {}, String(c.restarts)),
+      h("td", { class: c.last_exit ? "" : "meta" }, c.last_exit || "–"),
+      h("td", { class: "meta" }, c.last_restart_at ? new Date(c.last_restart_at * 1000).toLocaleTimeString() : "–")));
+  put($("ops-procs"), table(["process", "state", "restarts", "last exit", "last restart"], rows));
 }
 
 function renderArtifacts(versions, failures) {

@@ -244,6 +244,7 @@ def test_operator_panel_shows_lag_artifacts_and_bandit(page: Page, stack: Stack)
     expect(page.locator("#ops-rate")).not_to_have_text("…")  # a second poll gave a rate
     expect(page.locator("#ops-bandit table")).to_contain_text("balanced")
     expect(page.locator("#ops-dead-total")).to_be_visible()
+    expect(page.locator("#ops-procs")).to_contain_text("Not started by encore up")
     # off-policy estimates from a real `encore ope` run over this stack's served lists
     ope = _run_ope(stack)
     assert ope["lists"] >= 1

@@ -1,0 +1,204 @@
+"""Drill: a running ``encore up`` whose stream worker and API are SIGKILLed three times
+each while events stream in. The supervisor restarts them; the stack stays up; every
+event sent is reflected exactly once in Redis (counted per listener, as in
+``bench/drills.py``); ``GET /v1/admin/status`` shows the restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.drills import account, applied_counts, produce, settle
+from bench.loadgen import synthetic
+from encore.services import free_port
+
+ADMIN = {"X-API-Key": "dev-admin-key"}
+
+
+def _supervisor(run: Path) -> dict[str, dict[str, Any]]:
+    try:
+        raw = orjson.loads((run / "supervisor.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return {c["name"]: c for c in raw["children"]}
+
+
+def _wait_for(check: Any, limit_s: float, what: str, out: list[str]) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not within {limit_s}s:\n" + "".join(out[-60:]))
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "ENCORE_RUN_DIR": str(run),
+        "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
+        "ENCORE_API_PORT": str(port),
+        "ENCORE_API_PROCESSES": "1",
+        "ENCORE_RUN_DEMO": "false",
+        "ENCORE_STREAM_EMBED_TEXT": "false",
+    }
+    env.pop("ENCORE_KAFKA_BOOTSTRAP", None)
+    env.pop("ENCORE_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "encore.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:  # keep the pipe empty; the supervisor logs every restart
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("ready."):
+                ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: ready.is_set() or proc.poll() is not None, 120, "ready", out)
+        assert proc.poll() is None, "encore up exited early:\n" + "".join(out)
+        text = "".join(out)
+        broker = re.search(r"broker +(\S+) \(embedded", text)
+        redis_url = re.search(r"redis +(redis://\S+)", text)
+        assert broker, text
+        assert redis_url, text
+
+        # spread over the past hour: none may be dead-lettered as dated in the future
+        start = datetime.now(UTC) - timedelta(minutes=70)
+        docs = synthetic(12_000, 500, 2_000, 13, start, prefix="supervised")
+        sent = Counter(d["user_id"] for d in docs)
+        chunks = [docs[i : i + 1_000] for i in range(0, len(docs), 1_000)]
+
+        def stream() -> None:  # events keep arriving while the children are killed
+            for chunk in chunks:
+                asyncio.run(produce(broker.group(1), chunk))
+                time.sleep(0.8)
+
+        producer = threading.Thread(target=stream)
+        producer.start()
+        kills = {"worker-0": 0, "api": 0}
+        for i in range(6):
+            name = "worker-0" if i % 2 == 0 else "api"
+            before = _supervisor(run)[name]
+            assert before["state"] == "running", before
+            os.kill(before["pid"], signal.SIGKILL)
+            kills[name] += 1
+            _wait_for(
+                lambda n=name, k=kills[name]: (
+                    _supervisor(run).get(n, {}).get("restarts") == k
+                    and _supervisor(run)[n]["state"] == "running"
+                ),
+                30,
+                f"{name} restart {kills[name]}",
+                out,
+            )
+            if name == "api":
+                _wait_for(lambda: _healthy(url), 60, "the restarted API", out)
+            time.sleep(1.0)
+        producer.join()
+
+        asyncio.run(settle(redis_url.group(1), set(sent), len(docs), limit_s=90))
+        got = asyncio.run(applied_counts(redis_url.group(1), set(sent)))
+        result = account(sent, got)
+        assert result == {
+            "sent": len(docs),
+            "applied_once": len(docs),
+            "lost": 0,
+            "applied_twice": 0,
+        }, result
+
+        assert proc.poll() is None, "encore up must stay up"
+        status = httpx.get(url + "/v1/admin/status", headers=ADMIN, timeout=10).json()
+        children = {c["name"]: c for c in status["supervisor"]["children"]}
+        for name in ("worker-0", "api"):
+            assert children[name]["restarts"] == 3, children[name]
+            assert children[name]["state"] == "running"
+            assert children[name]["last_exit"] == "signal SIGKILL"
+        assert children["broker"]["restarts"] == 0
+        assert children["broker"]["kind"] == "fatal"
+        log = "".join(out)
+        assert log.count("died (signal SIGKILL); restarting in") == 6, log
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        finally:
+            reader.join(timeout=5)
+    assert proc.returncode == 0, "".join(out)
+    assert not (run / "supervisor.json").exists()
+
+
+def test_the_embedded_broker_dying_stops_the_stack_with_a_clear_message(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    env = {
+        **os.environ,
+        "ENCORE_RUN_DIR": str(run),
+        "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
+        "ENCORE_API_PORT": str(free_port()),
+        "ENCORE_API_PROCESSES": "1",
+        "ENCORE_RUN_DEMO": "false",
+        "ENCORE_STREAM_EMBED_TEXT": "false",
+    }
+    env.pop("ENCORE_KAFKA_BOOTSTRAP", None)
+    env.pop("ENCORE_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "encore.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "encore up exited early:\n" + "".join(lines)
+            lines.append(line)
+            if line.startswith("ready."):
+                break
+        broker_pid = int((run / "pids" / "broker.pid").read_text())
+        os.kill(broker_pid, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=90)
+    assert proc.returncode == 1, rest
+    assert "broker" in rest
+    assert "cannot be restarted without losing" in rest
+    assert "stopped  redis" in rest
+    assert list((run / "pids").glob("*.pid")) == []
