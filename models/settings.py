@@ -147,6 +147,13 @@ class ApiSettings(BaseSettings):
         default_factory=list, description="Allowed CORS origins."
     )
     max_request_bytes: int = Field(default=1_048_576, ge=1_024, description="Largest request body.")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A connection whose request headers are not complete this long after it "
+        "opened (or after the request's first byte) is closed.",
+    )
     max_upload_bytes: int = Field(
         default=8_388_608, ge=1_024, description="Largest audio clip for /v1/identify."
     )
