@@ -158,7 +158,9 @@ class Prober:
 async def due_links(
     store: Any, keys: Keys, recheck_s: float, now_ms: int, limit: int = 10_000
 ) -> list[tuple[str, str]]:
-    """Catalog tracks with an audio URL not checked within ``recheck_s`` seconds."""
+    """Catalog tracks with an http(s) audio URL not checked within ``recheck_s`` seconds
+    (a ``file://`` link names a local file an operator put in the catalog: there is
+    nothing to probe over HTTP, and probing it would mark it dead)."""
     client = store.client
     candidates: list[tuple[str, str]] = []
     async for raw in client.scan_iter(match=keys.base + "t:*", count=1_000):
@@ -166,7 +168,7 @@ async def due_links(
         track = key.split(":", 4)[-1]
         meta = await client.hget(key, "meta")
         url = orjson.loads(meta).get("audio_url") if meta else None
-        if url:
+        if isinstance(url, str) and url[:8].lower().startswith(("http://", "https://")):
             candidates.append((track, url))
         if len(candidates) >= limit:
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -84,3 +85,33 @@ async def test_one_host_is_asked_one_request_at_a_time_with_spacing(
         await prober.check_all([(f"t{i}", f"{base}/ok") for i in range(6)])
         elapsed = loop.time() - t0
     assert elapsed >= 5 * 0.05  # six requests to one host, spaced by the interval
+
+
+async def test_only_http_links_are_due_for_probing(redis_server: Any) -> None:
+    """A ``file://`` link is an operator's local file: never probed over HTTP (probing
+    it would fail three times and mark the track dead)."""
+    import orjson
+
+    from models.io.redis_store import RedisStore, connect
+    from models.keys import Keys
+    from streams.prober import due_links
+    from tests.streamkit import redis_db_url
+
+    url = redis_db_url(redis_server.address, 13)
+    store = RedisStore(connect(url))
+    keys = Keys("enc", 0, 6)
+    links = {
+        "web": "https://cdn.example.com/a.mp3",
+        "plain": "http://cdn.example.com/b.ogg",
+        "local": "file:///srv/music/c.flac",
+        "odd": "ftp://example.com/d.mp3",
+    }
+    try:
+        await store.client.flushdb()
+        for track, link in links.items():
+            await store.client.hset(keys.track(track), "meta", orjson.dumps({"audio_url": link}))
+        due = await due_links(store, keys, recheck_s=60, now_ms=10**13)
+        assert sorted(due) == [("plain", links["plain"]), ("web", links["web"])]
+    finally:
+        await store.client.flushdb()
+        await store.close()
