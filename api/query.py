@@ -171,8 +171,6 @@ async def query_recs(
     for r in ranked:
         item = item_json(r, bundle, catalog)
         item["mood"] = mood_json(content, r.candidate.track_id)
-        info = track_info(bundle, catalog, r.candidate.track_id)
-        item["audio_features"] = info.get("audio_features")
         items.append(item)
     return {
         **base,

@@ -237,6 +237,7 @@ def item_json(r: Ranked, bundle: Bundle, catalog: dict[str, CatalogTrack]) -> di
         "link": r.candidate.link,
         "permalink_url": public_link(info.get("permalink_url")),
         "audio_url": public_audio(r.candidate.track_id, info.get("audio_url")),
+        "audio_features": info.get("audio_features"),
     }
 
 

@@ -83,6 +83,29 @@ def key_profile(chroma: np.ndarray) -> tuple[float, float]:
     return diff, float(ranked[0] - ranked[1])
 
 
+def describe(features: np.ndarray) -> dict[str, Any]:
+    """What a listener can read from one track's :data:`FEATURES` row: tempo, the key
+    and mode whose profile fits the mean chroma best, and loudness (mean RMS)."""
+    row = dict(zip(FEATURES, (float(x) for x in features), strict=True))
+    chroma = np.array([row[f"chroma_{p}"] for p in PITCHES])
+    c = chroma - chroma.mean()
+    best: tuple[float, str, str] = (-np.inf, "", "")
+    for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
+        p = prof - prof.mean()
+        for k in range(12):
+            r = float(np.nan_to_num(np.corrcoef(c, np.roll(p, k))[0, 1], nan=-1.0))
+            if r > best[0]:
+                best = (r, PITCHES[k], mode)
+    return {
+        "tempo_bpm": round(row["tempo"], 1),
+        "key": best[1],
+        "mode": best[2],
+        "key_clarity": round(row["key_clarity"], 3),
+        "loudness_rms": round(row["rms_mean"], 4),
+        "from": f"librosa, first {MAX_SECONDS:g} s of the audio",
+    }
+
+
 def extract(y: np.ndarray) -> np.ndarray:
     """The :data:`FEATURES` vector of mono audio at :data:`SAMPLE_RATE`."""
     import librosa

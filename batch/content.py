@@ -7,7 +7,9 @@ Files (the contract the API and the stream workers read):
 ``items.json``                 per track: title, artist, artist_id, genre, tags,
                                year, ``healed`` (field -> how it was filled),
                                is_music / non_music_reason, popularity_tier,
-                               richness, has_audio, mood_from, text_key
+                               richness, has_audio, mood_from, text_key,
+                               audio_features (tempo, key and mode, loudness
+                               of tracks with real audio; null otherwise)
 ``text.npy`` + ``text.faiss``  all-MiniLM-L6-v2 of :func:`models.content.track_text`
                                of the track's own metadata (what the catalog agent
                                embeds live), L2-normalised, n x 384
@@ -175,10 +177,11 @@ def train_content(
     text_mood, reused_mood = _text_mood(cached_maps)
     tags = [it.get("tags") or [] for it in items]
     moods, mood_from = track_moods(audio_mood, weight, tags, text_mood.predict(text))
-    for it, h, src, key, real in zip(items, how, mood_from, texts, has_audio, strict=True):
+    for t, it, h, src, key, real in zip(ids, items, how, mood_from, texts, has_audio, strict=True):
         if h:
             it["healed"]["audio"] = h
         it["has_audio"] = bool(real)
+        it["audio_features"] = audio.describe(audio_pass.features[t]) if real else None
         it["mood_from"] = src.replace("audio", "audio_imputed") if h else src
         it["text_key"] = text_key(key)
 
@@ -186,7 +189,7 @@ def train_content(
     save_json(path, "item_ids.json", ids)
     keep = ("title", "artist", "artist_id", "genre", "tags", "year", "description", "healed",
             "is_music", "non_music_reason", "popularity_tier", "richness", "has_audio",
-            "mood_from", "text_key", "audio_url")  # fmt: skip
+            "mood_from", "text_key", "audio_url", "audio_features")  # fmt: skip
     save_json(path, "items.json", [{k: it.get(k) for k in keep} for it in items])
     save_array(path, "text", text)
     save_array(path, "mood", moods)

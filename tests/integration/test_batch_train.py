@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch import audio_sources
+from batch.audio import PITCHES
 from batch.data import from_events
 from batch.fingerprint import excerpt, identify
 from batch.text import encoder
@@ -160,6 +161,20 @@ def test_content_artifact_covers_the_catalog(demo_root: Path) -> None:
         assert items[calm]["has_audio"]
         assert mood[calm, 1] < mood[energetic, 1]
         assert art.manifest["metrics"]["mood_calibration"]["n"] >= 20
+        # what a listener reads: tempo and mode against the clips' own labels
+        labelled = [c for c in audio_sources.clips() if c.bpm]
+        tempo_ok = mode_ok = 0
+        for c in labelled:
+            f = items[ids.index(c.track_id)]["audio_features"]
+            assert f["from"].startswith("librosa")
+            assert f["key"] in PITCHES
+            tempo_ok += any(
+                abs(f["tempo_bpm"] - b) / b <= 0.08 for b in (c.bpm, 2 * c.bpm, c.bpm / 2)
+            )
+            mode_ok += f["mode"] == c.mode
+        assert tempo_ok >= 0.6 * len(labelled)  # 20 of 28 here (octave errors allowed)
+        assert mode_ok >= 0.6 * len(labelled)  # 20 of 28 here
+    assert all(it["audio_features"] is None for it in items if not it["has_audio"])
 
 
 def test_free_text_mood_from_the_published_maps(demo_root: Path) -> None:
