@@ -148,6 +148,9 @@ THOMPSON = 1.0
 _WEAK_STRENGTH = 2.0
 """Pseudo-observations of the prior of an arm with no offline score."""
 
+PRIOR_BASE = 0.5
+"""The mean :func:`priors_from_scores` gives the best arm (the scale live rewards replace)."""
+
 _MEAN_FLOOR = 0.01
 """Prior means are kept within [_MEAN_FLOOR, 1 - _MEAN_FLOOR] (a Beta needs > 0)."""
 
@@ -161,6 +164,15 @@ def posteriors(
 
     The live sums (integers in millionths) are added to each arm's prior:
     ``priors[arm]`` when given, else Beta(1, 1).
+
+    Given priors are first put on the live reward scale. Offline evaluation knows
+    how the arms compare, not how often listeners will reward a list, so
+    :func:`priors_from_scores` centres them on ``PRIOR_BASE`` (0.5). Each given
+    prior's mean is scaled by ``r / PRIOR_BASE``, ``r`` being the pooled live
+    reward rate of all arms (Beta(1, 1) on the totals), its strength kept.
+    Without live data ``r`` is 0.5 and the priors are as published; with it,
+    the arm that leads on offline quality does not lose its lead just because
+    real rewards come at, say, 0.3 while the challengers' priors still say 0.5.
     """
     names = list(arms)
     a = {n: 0 for n in names}
@@ -173,7 +185,12 @@ def posteriors(
                 a[name] += int(v)
             elif side == "b" and name in b:
                 b[name] += int(v)
-    prior = priors or {}
+    prior = dict(priors or {})
+    if prior:
+        total_a = sum(a.values()) / REWARD_SCALE
+        total_b = sum(b.values()) / REWARD_SCALE
+        scale = (total_a + 1.0) / (total_a + total_b + 2.0) / PRIOR_BASE
+        prior = {arm: _rescaled(p, scale) for arm, p in prior.items()}
     out = {}
     for n in names:
         p = prior.get(n, FLAT)
@@ -181,11 +198,20 @@ def posteriors(
     return out
 
 
+def _rescaled(p: Posterior, scale: float) -> Posterior:
+    """``p`` with its mean times ``scale`` (kept inside the floor), same strength."""
+    if scale == 1.0:
+        return p
+    n = p.alpha + p.beta
+    mean = min(max(p.mean * scale, _MEAN_FLOOR), 1 - _MEAN_FLOOR)
+    return Posterior(n * mean, n * (1 - mean))
+
+
 def priors_from_scores(
     scores: Mapping[str, float],
     *,
     strength: float,
-    base: float = 0.5,
+    base: float = PRIOR_BASE,
     arms: Iterable[str] = ARMS,
 ) -> dict[str, Posterior]:
     """Beta priors for ``arms`` from offline validation scores (higher is better).
@@ -327,7 +353,7 @@ class Policy:
         scores: Mapping[str, float],
         *,
         strength: float,
-        base: float = 0.5,
+        base: float = PRIOR_BASE,
         explore_share: float = DEFAULT_EXPLORE_SHARE,
         cap_below: float = CAP_BELOW,
         arms: Mapping[str, Mapping[str, float]] = ARMS,

@@ -177,15 +177,41 @@ def test_priors_from_scores_follow_the_scores_and_the_strength() -> None:
         priors_from_scores({"balanced": float("nan")}, strength=5)
 
 
-def test_posteriors_add_live_sums_to_the_priors() -> None:
+def test_posteriors_add_live_sums_to_the_priors_on_the_live_scale() -> None:
     priors = priors_from_scores(SCORES, strength=20)
+    assert posteriors([], ARMS, priors) == priors  # no live data: as published
     sums = [{b"balanced:a": str(3 * REWARD_SCALE).encode(), b"balanced:b": b"500000"}]
     post = posteriors(sums, ARMS, priors)
-    assert post["balanced"] == Posterior(
-        priors["balanced"].alpha + 3, priors["balanced"].beta + 0.5
-    )
-    assert post["discovery"] == priors["discovery"]
+    rate = (3 + 1) / (3.5 + 2)  # pooled live rate, Beta(1, 1) on the totals
+    for arm in ARMS:  # each prior's mean scaled by rate / 0.5, its strength kept
+        p = priors[arm]
+        mean = min(p.mean * rate / 0.5, 0.99)
+        live = (3, 0.5) if arm == "balanced" else (0, 0)
+        want = Posterior(20 * mean + live[0], 20 * (1 - mean) + live[1])
+        assert post[arm].alpha == pytest.approx(want.alpha)
+        assert post[arm].beta == pytest.approx(want.beta)
     assert posteriors(sums)["balanced"] == Posterior(4.0, 1.5)  # default prior: Beta(1, 1)
+
+
+def test_the_offline_leader_keeps_its_lead_when_live_rewards_are_low() -> None:
+    # every arm is rewarded 30% of the time live; the offline ranking should stand
+    policy = Policy.from_scores(SCORES, strength=1_000, explore_share=0.05)
+    a = {arm: 0 for arm in ARMS}
+    b = {arm: 0 for arm in ARMS}
+    leaders = []
+    for step in range(2_000):
+        post = posteriors(
+            [{f"{k}:a": v for k, v in a.items()} | {f"{k}:b": v for k, v in b.items()}],
+            policy.arms,
+            policy.priors,
+        )
+        arm, _p = choose(policy, post, request_seed("u", step))
+        won = (step * 7919) % 10 < 3  # a fixed 30% of the feedback is a full play
+        a[arm] += REWARD_SCALE if won else 0
+        b[arm] += 0 if won else REWARD_SCALE
+        leaders.append(max((x for x in ARMS if x not in policy.capped), key=lambda x: post[x].mean))
+    assert leaders[-1] == "balanced"  # the best offline arm (SCORES)
+    assert leaders.count("balanced") > 0.95 * len(leaders)
 
 
 def test_policy_from_scores_caps_arms_under_ninety_percent_of_the_best() -> None:
