@@ -1,21 +1,25 @@
-"""Identify: which catalog track is this 5-10 s clip, and what follows from it.
+"""Identify: which catalog track is this recording, and what follows from it.
 
-The clip is decoded (any format libsndfile reads: WAV, FLAC, Ogg/Opus, MP3),
-mixed to mono and resampled to the fingerprint rate, then looked up in the
-published landmark index (:mod:`models.fingerprint`). A match must pass the
-index's own acceptance rule (enough aligned votes and a clear lead over the
-runner-up); otherwise the answer says no exact match was found and offers the
-catalog tracks sharing most landmarks with the clip, and their neighbours.
+The upload (any format libsndfile reads: WAV, FLAC, Ogg/Opus, MP3; a 5-10 s clip
+or a whole song up to ``ENCORE_API_IDENTIFY_MAX_SECONDS``) is mixed to mono and
+resampled to the fingerprint rate, then matched against the published landmark
+index (:mod:`models.fingerprint`) in windows that vote (:func:`query_windows`).
+A match must pass the acceptance rule (enough aligned votes and a clear lead
+over the runner-up, per window and across windows); otherwise the answer says
+no exact match was found and offers the catalog tracks sharing most landmarks
+with the recording, and their neighbours.
 
 Uploads are open to anyone by default and compress well (minutes of 8-channel
 silence fit in a few KB of FLAC), so the decoded size is never trusted to the
 upload size. The header's sample rate, channel count and length are checked
 before anything is decoded, then the audio is read in blocks, each mixed to mono
-at once, into one buffer of ``max_seconds`` at the file's rate; a file that
-yields more than that is refused mid-stream whatever its header said. Per
-request the decode holds at most ``4 * (max_seconds * rate + BLOCK_FRAMES *
-channels + max_seconds * 8000)`` bytes of arrays (:meth:`ClipLimits.decode_bytes`):
-about 24.5 MB at the defaults and the highest rate (30 s, 192 kHz, 8 channels).
+at once into a chunk of ``CHUNK_SECONDS`` at the file's rate, and each full
+chunk is resampled into one 8 kHz buffer of ``max_seconds``; a file that yields
+more than that is refused mid-stream whatever its header said. Per request the
+decode holds at most :meth:`ClipLimits.decode_bytes` of arrays: the chunk, one
+block of all channels, the 8 kHz buffer and one resampled chunk (about 28.7 MB
+at the defaults and the highest rate: 600 s, 192 kHz, 8 channels); matching adds
+one window's fingerprinting at a time (:meth:`ClipLimits.request_bytes`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ MIN_RATE = 8_000
 MAX_RATE = 192_000
 BLOCK_FRAMES = 16_384
 """Frames decoded per read; only one block of all channels is held at a time."""
+CHUNK_SECONDS = 10.0
+"""Mono audio at the file's rate gathered before it is resampled to 8 kHz."""
 UNKNOWN_FRAMES = 2**62
 """libsndfile reports an unknown length (a stream without a total) as about 2**63."""
 
@@ -54,24 +60,41 @@ class ClipError(ValueError):
 class ClipLimits:
     """What a clip may declare and decode to (``ENCORE_API_IDENTIFY_*``)."""
 
-    max_seconds: float = 30.0
+    max_seconds: float = 600.0
     max_channels: int = 8
 
     def max_frames(self, rate: int) -> int:
         return math.floor(self.max_seconds * rate)
 
     def decode_bytes(self, channels: int, rate: int) -> int:
-        """The most memory :func:`decode` holds for a clip (numpy arrays): the mono
-        buffer at the file's rate, one block of all channels and the 8 kHz result."""
-        return 4 * (
-            self.max_frames(rate) + BLOCK_FRAMES * channels + self.max_frames(fp.SAMPLE_RATE) + 1
-        )
+        """The most memory :func:`decode` holds for a recording (numpy float32 arrays):
+        one mono chunk at the file's rate, one block of all channels, the 8 kHz buffer
+        and one resampled chunk, plus the resampler's working memory (under 1 MB)."""
+        chunk = _chunk_frames(rate)
+        out = self.max_frames(fp.SAMPLE_RATE) + _chunk_frames(fp.SAMPLE_RATE) + 2
+        return 4 * (chunk + BLOCK_FRAMES * channels + out) + RESAMPLE_SLACK
+
+    def request_bytes(self, channels: int, rate: int) -> int:
+        """:meth:`decode_bytes` and the matching of one window (:data:`WINDOW_BYTES`)."""
+        return self.decode_bytes(channels, rate) + WINDOW_BYTES
+
+
+RESAMPLE_SLACK = 1 << 20
+"""Working memory of one ``resample_poly`` call on a chunk (measured: about 0.5 MB)."""
+WINDOW_BYTES = 6 << 20
+"""Working memory of fingerprinting one 10 s window (spectrogram, peaks, hashes;
+measured: about 4 MB). Windows are matched one after another, so this does not grow
+with the recording; the votes of a window against the index grow with the catalog."""
+
+
+def _chunk_frames(rate: int) -> int:
+    return math.ceil(CHUNK_SECONDS * rate)
 
 
 def _length_error(seconds: float, limits: ClipLimits, more: bool = False) -> ClipError:
     return ClipError(
         f"file: the clip is {'over ' if more else ''}{seconds:.1f} s; send {MIN_SECONDS:.0f}-"
-        f"{limits.max_seconds:g} s (5-10 s works best)"
+        f"{limits.max_seconds:g} s (a 5-10 s clip or a whole song)"
     )
 
 
@@ -85,25 +108,53 @@ def check_header(frames: int, rate: int, channels: int, limits: ClipLimits) -> N
         raise _length_error(frames / rate, limits)
 
 
-def read_mono(sound: Any, limits: ClipLimits) -> np.ndarray:
-    """All frames of an open ``soundfile.SoundFile``, mixed to mono block by block.
+def read_audio(sound: Any, limits: ClipLimits) -> tuple[np.ndarray, float]:
+    """All frames of an open ``soundfile.SoundFile`` as mono audio at the fingerprint
+    rate, and the seconds read.
 
-    Holds one preallocated mono buffer of ``limits.max_seconds`` at the file's rate and
-    one block of ``BLOCK_FRAMES`` frames of all channels; stops with :class:`ClipError`
-    as soon as the file yields more than the buffer holds, whatever its header said."""
+    Blocks of ``BLOCK_FRAMES`` frames of all channels are mixed to mono into a chunk
+    of ``CHUNK_SECONDS`` at the file's rate; each full chunk (and the last part) is
+    resampled into a preallocated 8 kHz buffer of ``limits.max_seconds``. Stops with
+    :class:`ClipError` as soon as the file yields more than that, whatever its header
+    said. Memory: :meth:`ClipLimits.decode_bytes`."""
     rate, channels = int(sound.samplerate), int(sound.channels)
-    mono = np.empty(limits.max_frames(rate), np.float32)
+    ratio = Fraction(fp.SAMPLE_RATE, rate).limit_denominator(1000)
+    limit = limits.max_frames(rate)
+    out = np.empty(
+        limits.max_frames(fp.SAMPLE_RATE) + _chunk_frames(fp.SAMPLE_RATE) + 2, np.float32
+    )
+    chunk = np.empty(_chunk_frames(rate), np.float32)
     block = np.empty((BLOCK_FRAMES, channels), np.float32)
-    n = 0
+    total = filled = written = 0
+
+    def flush() -> None:
+        nonlocal filled, written
+        if not filled:
+            return
+        part = chunk[:filled]
+        if ratio != 1:
+            part = resample_poly(part, ratio.numerator, ratio.denominator).astype(np.float32)
+        out[written : written + part.size] = part
+        written += part.size
+        filled = 0
+
     while True:
         got = sound.read(BLOCK_FRAMES, dtype="float32", always_2d=True, out=block)
         k = int(got.shape[0])
         if k == 0:
-            return mono[:n]
-        if n + k > mono.size:
-            raise _length_error(mono.size / rate, limits, more=True)
-        np.mean(got, axis=1, out=mono[n : n + k])
-        n += k
+            flush()
+            return out[:written], total / rate
+        if total + k > limit:
+            raise _length_error(limits.max_seconds, limits, more=True)
+        total += k
+        done = 0
+        while done < k:  # a block may straddle the chunk's end
+            take = min(k - done, chunk.size - filled)
+            np.mean(got[done : done + take], axis=1, out=chunk[filled : filled + take])
+            filled += take
+            done += take
+            if filled == chunk.size:
+                flush()
 
 
 _UNKNOWN_FORMAT = ("Format not recognised", "File contains data in an unimplemented format")
@@ -123,7 +174,7 @@ def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, f
     """Mono audio at the fingerprint rate, and the clip's length in seconds.
 
     The header is checked first (:func:`check_header`), then the audio is decoded in
-    blocks (:func:`read_mono`), so memory stays under :meth:`ClipLimits.decode_bytes`
+    blocks (:func:`read_audio`), so memory stays under :meth:`ClipLimits.decode_bytes`
     whatever the file declares or holds."""
     limits = limits or ClipLimits()
     try:
@@ -138,18 +189,14 @@ def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, f
         rate = int(sound.samplerate)
         check_header(int(sound.frames), rate, int(sound.channels), limits)
         try:
-            mono = read_mono(sound, limits)
+            audio, seconds = read_audio(sound, limits)
         except ClipError:
             raise
         except Exception as exc:
             raise _unreadable(exc) from exc
-    seconds = mono.size / rate
     if seconds < MIN_SECONDS:
         raise _length_error(seconds, limits)
-    ratio = Fraction(fp.SAMPLE_RATE, rate).limit_denominator(1000)
-    if ratio != 1:
-        mono = resample_poly(mono, ratio.numerator, ratio.denominator)
-    return np.asarray(mono, dtype=np.float32), seconds
+    return audio, seconds
 
 
 def _brief(bundle: Bundle, track: str) -> dict[str, Any]:
@@ -202,7 +249,9 @@ async def identify(
             "similar": [],
         }
     audio, seconds = await engine.pool.run(decode, data, limits or ClipLimits())
-    found = await engine.pool.run(prints.index.query, audio, prints.min_votes, prints.min_ratio)
+    found = await engine.pool.run(
+        fp.query_windows, prints.index, audio, prints.min_votes, prints.min_ratio
+    )
     base = {"clip_seconds": round(seconds, 2), "fingerprint_version": prints.version}
     if found is not None and found.accepted:
         track = prints.track_ids[found.track]
@@ -215,6 +264,8 @@ async def identify(
                 "votes": found.votes,
                 "runner_up": found.runner_up,
                 "confidence": round(1 - (found.runner_up + 1) / (found.votes + 1), 3),
+                "windows": found.windows,
+                "windows_matched": found.windows_won,
             },
             "message": "exact match",
             "more_from_artist": more_from_artist(bundle, track, n),

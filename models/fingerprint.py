@@ -90,6 +90,31 @@ class Match:
     accepted: bool
 
 
+@dataclass(frozen=True)
+class WindowedMatch:
+    """The best catalog track for a recording of any length, by a vote of its windows.
+
+    ``votes`` and ``runner_up`` are the aligned landmark votes of the winner's best
+    window and of that window's runner-up; ``windows_won`` is how many windows
+    accepted the winner, of ``windows``, and ``windows_runner_up`` the most any
+    other track won.
+    """
+
+    track: int
+    votes: int
+    runner_up: int
+    accepted: bool
+    windows: int
+    windows_won: int
+    windows_runner_up: int
+
+
+WINDOW_S = 10.0
+"""Length of the windows a long recording is matched in."""
+HOP_S = 5.0
+"""Step between window starts (windows overlap by half)."""
+
+
 def accept(
     votes: int, runner_up: int, min_votes: int = MIN_VOTES, ratio: float = MIN_RATIO
 ) -> bool:
@@ -149,3 +174,51 @@ class LandmarkIndex:
         top = int(best[order[0]])
         second = int(best[order[1]]) if self.n_tracks > 1 else 0
         return Match(int(order[0]), top, second, accept(top, second, min_votes, ratio))
+
+
+def query_windows(
+    index: LandmarkIndex,
+    audio: np.ndarray,
+    min_votes: int = MIN_VOTES,
+    ratio: float = MIN_RATIO,
+    window_s: float = WINDOW_S,
+    hop_s: float = HOP_S,
+) -> WindowedMatch | None:
+    """Match a recording of any length: each window (``window_s``, every ``hop_s``) is
+    matched on its own (:meth:`LandmarkIndex.query`), then the windows vote.
+
+    A recording no longer than one window is one query, as before. For a longer one
+    the track most windows accept wins (most aligned votes in one window on a tie),
+    and it is accepted when at least two windows accept it (one when there are only
+    two windows) and ``ratio`` times as many as any other track. A whole song, or a
+    song inside a longer mix, thus counts by how much of it matched, not by one lucky
+    stretch; memory and time per window stay those of a short clip.
+    """
+    win = int(window_s * SAMPLE_RATE)
+    hop = int(hop_s * SAMPLE_RATE)
+    if audio.size <= win:
+        m = index.query(audio, min_votes, ratio)
+        if m is None:
+            return None
+        return WindowedMatch(m.track, m.votes, m.runner_up, m.accepted, 1, int(m.accepted), 0)
+    matches = [
+        index.query(audio[s : s + win], min_votes, ratio)
+        for s in range(0, audio.size - win + hop, hop)
+    ]
+    found = [m for m in matches if m is not None]
+    if not found:
+        return None
+    won: dict[int, int] = {}
+    best: dict[int, Match] = {}
+    for m in found:
+        if m.track not in best or m.votes > best[m.track].votes:
+            best[m.track] = m
+        if m.accepted:
+            won[m.track] = won.get(m.track, 0) + 1
+    ranked = sorted(best, key=lambda t: (-won.get(t, 0), -best[t].votes, t))
+    top = ranked[0]
+    wins = won.get(top, 0)
+    others = max((won.get(t, 0) for t in ranked[1:]), default=0)
+    need = 1 if len(matches) <= 2 else 2
+    ok = wins >= need and wins >= ratio * others
+    return WindowedMatch(top, best[top].votes, best[top].runner_up, ok, len(matches), wins, others)

@@ -158,11 +158,11 @@ class ApiSettings(BaseSettings):
         default=8_388_608, ge=1_024, description="Largest audio clip for /v1/identify."
     )
     identify_max_seconds: float = Field(
-        default=30.0,
+        default=600.0,
         ge=5.0,
-        le=120.0,
-        description="Longest clip /v1/identify decodes; a header declaring more is refused "
-        "before decoding, and decoding stops once more has been read.",
+        le=1_800.0,
+        description="Longest recording /v1/identify decodes (a clip or a whole song); a header "
+        "declaring more is refused before decoding, and decoding stops once more has been read.",
     )
     identify_max_channels: int = Field(
         default=8,

@@ -288,11 +288,17 @@ def _safe(name: str) -> str:
 @router.post(
     "/identify",
     dependencies=[ReadAccess],
-    summary="Which catalog track is this 5-10 s clip; more from the artist, fans also like",
+    summary="Which catalog track is this clip or song; more from the artist, fans also like",
 )
 async def identify_clip(
     res: Res,
-    file: Annotated[UploadFile, File(description="3-30 s of audio: WAV, FLAC, Ogg or MP3")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="A 5-10 s clip or a whole song (up to ENCORE_API_IDENTIFY_MAX_SECONDS): "
+            "WAV, FLAC, Ogg or MP3"
+        ),
+    ],
     n: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> dict[str, Any]:
     data = await file.read()

@@ -9,6 +9,7 @@ import io
 import struct
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,11 @@ from fastapi.testclient import TestClient
 
 import api.identify
 from api.app import create_app
-from api.identify import ClipError, ClipLimits, read_mono
+from api.identify import ClipError, ClipLimits, read_audio
 from batch import audio, audio_sources
 from batch.fingerprint import publish_fingerprints
 from models.io.artifacts import ArtifactStore
-from models.settings import ArtifactSettings, Settings
+from models.settings import ApiSettings, ArtifactSettings, Settings
 
 soundfile = pytest.importorskip("soundfile")
 pytest.importorskip(
@@ -39,12 +40,20 @@ def urls() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, urls: dict[str, str]) -> Iterator[TestClient]:
+def root(tmp_path_factory: pytest.TempPathFactory, urls: dict[str, str]) -> Path:
     result = audio.analyse([(t, urls[t]) for t in INDEXED], features=False)
     assert not result.errors
-    root = tmp_path_factory.mktemp("artifacts")
-    publish_fingerprints(ArtifactStore(root), result.hashes, data={"source": "test"})
-    with TestClient(create_app(Settings(artifacts=ArtifactSettings(root=root)))) as c:
+    path = tmp_path_factory.mktemp("artifacts")
+    publish_fingerprints(ArtifactStore(path), result.hashes, data={"source": "test"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(root: Path) -> Iterator[TestClient]:
+    settings = Settings(  # a 30 s limit: the limit tests stay small
+        artifacts=ArtifactSettings(root=root), api=ApiSettings(identify_max_seconds=30.0)
+    )
+    with TestClient(create_app(settings)) as c:
         yield c
 
 
@@ -157,7 +166,7 @@ def test_a_compressed_long_multichannel_flac_is_refused_by_its_header(
     # 2 min of 8-channel 48 kHz audio: about 46 KB uploaded, 184 MB as float32 samples
     data = _silence(120.0, 8, 48_000)
     assert len(data) < 100_000
-    bound = ClipLimits().decode_bytes(8, 48_000)  # about 7.3 MB
+    bound = ClipLimits(max_seconds=30.0).decode_bytes(8, 48_000)  # about 4.3 MB
     (status, body), peak = _peak_bytes(lambda: _post(client, data, "clip.flac"))
     assert status == 422, body
     assert "120.0 s" in body["detail"]
@@ -166,14 +175,14 @@ def test_a_compressed_long_multichannel_flac_is_refused_by_its_header(
 
 
 def test_the_stream_stops_past_the_limit_whatever_the_header_says() -> None:
-    # The header check is skipped (read_mono alone), as for a file whose declared length
+    # The header check is skipped (read_audio alone), as for a file whose declared length
     # is missing or wrong: decoding stops once more than max_seconds has been read.
     limits = ClipLimits(max_seconds=5.0)
     with soundfile.SoundFile(io.BytesIO(_silence(60.0, 8, 48_000))) as sound:
 
         def read() -> None:
             with pytest.raises(ClipError, match=r"over 5\.0 s; send 3-5 s"):
-                read_mono(sound, limits)
+                read_audio(sound, limits)
 
         _, peak = _peak_bytes(read)
         assert sound.tell() <= 5 * 48_000 + api.identify.BLOCK_FRAMES
@@ -185,11 +194,11 @@ def test_a_declared_too_long_mono_wav_is_refused_before_decoding(
 ) -> None:
     decoded: list[int] = []
 
-    def spy(sound: Any, limits: ClipLimits) -> np.ndarray:
+    def spy(sound: Any, limits: ClipLimits) -> tuple[np.ndarray, float]:
         decoded.append(1)
-        return read_mono(sound, limits)
+        return read_audio(sound, limits)
 
-    monkeypatch.setattr(api.identify, "read_mono", spy)
+    monkeypatch.setattr(api.identify, "read_audio", spy)
     status, body = _post(client, _silence(45.0, 1, 8_000, "WAV"))
     assert status == 422, body
     assert "45.0 s" in body["detail"]
@@ -215,3 +224,55 @@ def test_channels_and_sample_rate_are_checked_in_the_header(
     assert status == 422, body
     assert reason in body["detail"]
     assert "object at 0x" not in body["detail"]
+
+
+def _excerpt(url: str, start: float, seconds: float | None = None) -> tuple[np.ndarray, int]:
+    path = audio.path_of(url)
+    assert path is not None
+    y, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    end = None if seconds is None else int((start + seconds) * rate)
+    return y[int(start * rate) : end], rate
+
+
+def test_a_whole_song_inside_a_longer_recording_is_matched_by_its_windows(
+    root: Path, urls: dict[str, str]
+) -> None:
+    # a non-catalog clip, then the whole catalog track, then another non-catalog clip:
+    # 67 s of audio in one Ogg Vorbis file (a lossless one would pass the upload limit),
+    # with noise at 20 dB
+    before, rate = _excerpt(urls[SIBLING], 0.0, 20.0)
+    song, _ = _excerpt(urls[INDEXED[1]], 0.0)
+    after, _ = _excerpt(urls["imm:tender_acoustic_1"], 5.0, 15.0)
+    y = np.concatenate([before, song, after])
+    noise = np.random.default_rng(2).normal(scale=np.sqrt(np.mean(y**2) / 100), size=y.shape)
+    buf = io.BytesIO()
+    mixed = (y + noise).astype(np.float32)
+    with soundfile.SoundFile(buf, "w", rate, mixed.shape[1], format="OGG") as out:
+        for i in range(0, len(mixed), 8_192):  # in blocks: one large Vorbis write can crash
+            out.write(mixed[i : i + 8_192])
+    settings = Settings(artifacts=ArtifactSettings(root=root))  # the default limit: 600 s
+    with TestClient(create_app(settings)) as whole:
+        status, body = _post(whole, buf.getvalue(), "song.ogg")
+    assert status == 200, body
+    assert body["matched"] is True
+    assert body["match"]["track_id"] == INDEXED[1]
+    assert body["clip_seconds"] == pytest.approx(y.shape[0] / rate, abs=0.05)
+    assert body["match"]["windows"] >= 10
+    assert 2 <= body["match"]["windows_matched"] <= body["match"]["windows"]
+
+
+def test_a_long_compressed_multichannel_recording_stays_within_the_memory_bound(
+    root: Path,
+) -> None:
+    # 9 min of 8-channel 48 kHz silence: about 210 KB of FLAC, 830 MB as float32 samples.
+    # Accepted (under the 600 s limit), decoded chunk by chunk, matched to nothing.
+    data = _silence(540.0, 8, 48_000)
+    assert len(data) < 1_000_000
+    bound = ClipLimits().request_bytes(8, 48_000)  # decoding, then one window at a time
+    settings = Settings(artifacts=ArtifactSettings(root=root))
+    with TestClient(create_app(settings)) as whole:
+        (status, body), peak = _peak_bytes(lambda: _post(whole, data, "long.flac"))
+    assert status == 200, body
+    assert body["matched"] is False
+    assert body["clip_seconds"] == pytest.approx(540.0, abs=0.05)
+    assert peak < bound, f"peaked at {peak / 1e6:.1f} MB over {bound / 1e6:.1f} MB"
