@@ -1,4 +1,6 @@
-"""One contract suite for every state store: the in-memory twin and a real redis-server."""
+"""One contract suite for every state store: the in-memory twin, a real redis-server and
+a real three-master Redis Cluster (keys of one partition share a hash tag; the
+other keys of a test land on other nodes, so reads, dumps and deletes cross nodes)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from encore.services import Proc
+from encore.services import LocalRedisCluster, Proc
 from models import ops
 from models.io.memory_store import MemoryStore
 from models.io.redis_store import RedisStore, connect
@@ -20,14 +22,19 @@ DEDUP = "enc:g0:dedup:{i1}"
 BANDIT = "enc:g0:bandit:{i1}"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    server: Proc = request.getfixturevalue("redis_server")
-    client = connect(server.address)
-    await client.flushdb()
+    if request.param == "cluster":
+        nodes: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        client = connect(nodes.address, cluster=True)
+        await client.flushdb(target_nodes=client.PRIMARIES)
+    else:
+        server: Proc = request.getfixturevalue("redis_server")
+        client = connect(server.address)
+        await client.flushdb()
     s = RedisStore(client)
     yield s
     await s.close()
