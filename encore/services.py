@@ -1,4 +1,5 @@
-"""Start and stop real local services: the embedded broker, Redis, and our own processes.
+"""Start and stop real local services: the embedded broker, Redis (one server or a
+local Redis Cluster), and our own processes.
 
 Used by ``encore up`` and by the test fixtures. Every process gets a log file and
 a PID file under the run directory and is stopped by PID, in the reverse order
@@ -385,7 +386,10 @@ def start_redis_cluster(
                 start_redis(run_dir, binary=binary, name=f"{name}-{i}", port=port, cluster=True)
             )
         ports = [int(node.extra["port"]) for node in started]
-        clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in ports]
+        # Any: redis-py's execute_command is untyped
+        clients: list[Any] = [
+            redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in ports
+        ]
         for i, client in enumerate(clients):
             lo, hi = i * CLUSTER_SLOTS // nodes, (i + 1) * CLUSTER_SLOTS // nodes
             client.execute_command("CLUSTER ADDSLOTS", *range(lo, hi))

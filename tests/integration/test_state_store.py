@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
-from encore.services import LocalRedisCluster, Proc
+from encore.services import CLUSTER_SLOTS, LocalRedisCluster, Proc
 from models import ops
 from models.io.memory_store import MemoryStore
 from models.io.redis_store import RedisStore, connect
@@ -142,6 +143,24 @@ async def test_delete_and_dump_by_prefix(store: StateStore) -> None:
     assert await store.delete_prefix("enc:g0:") == 3
     assert await store.dump("enc:g0:") == {}
     assert await store.dump("enc:g1:") == g1
+
+
+async def test_partitions_on_different_nodes_read_dump_and_delete_together(
+    store: StateStore,
+) -> None:
+    tags = [f"{{i{p}}}" for p in range(8)]
+    # On the three-master cluster these tags fall on every node, not one.
+    assert len({key_slot(t.encode()) * 3 // CLUSTER_SLOTS for t in tags}) == 3
+    for n, tag in enumerate(tags):
+        user = f"enc:g0:u:{tag}:u{n}"
+        assert await store.commit(f"enc:g0:off:{tag}", -1, n, [ops.hset(user, {"n": str(n)})])
+    got = await store.read([ops.hgetall(f"enc:g0:u:{t}:u{n}") for n, t in enumerate(tags)])
+    assert got == [{b"n": str(n).encode()} for n in range(8)]
+    dump = await store.dump("enc:g0:")
+    assert len(dump) == 16
+    assert dump["u:{i5}:u5"] == {"n": "5"}
+    assert await store.delete_prefix("enc:g0:") == 16
+    assert await store.dump("enc:g0:") == {}
 
 
 async def test_store_answers_ping(store: StateStore) -> None:
