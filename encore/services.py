@@ -1,4 +1,5 @@
-"""Start and stop real local services: the embedded broker, Redis, and our own processes.
+"""Start and stop real local services: the embedded broker, Redis (one server or a
+local Redis Cluster), and our own processes.
 
 Used by ``encore up`` and by the test fixtures. Every process gets a log file and
 a PID file under the run directory and is stopped by PID, in the reverse order
@@ -17,6 +18,7 @@ import concurrent.futures
 import contextlib
 import importlib.resources
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,6 +52,26 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+CLUSTER_BUS_OFFSET = 10_000
+"""Redis 6 puts a cluster node's bus on its port + 10,000 (no setting for it)."""
+
+
+def free_cluster_port(host: str = "127.0.0.1", attempts: int = 200) -> int:
+    """A port that, with its cluster bus port (+10,000), was free a moment ago."""
+    rng = random.Random()
+    for _ in range(attempts):
+        p = rng.randrange(20_000, 65_535 - CLUSTER_BUS_OFFSET)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in (p, p + CLUSTER_BUS_OFFSET):
+                    s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    s.bind((host, port))
+            return p
+        except OSError:
+            continue
+    raise ServiceError("no free port pair for a Redis Cluster node")
 
 
 @dataclass
@@ -267,8 +289,13 @@ def start_redis(
     name: str = "redis",
     port: int | None = None,
     appendonly: bool = False,
+    cluster: bool = False,
 ) -> Proc:
-    """Start redis-server on a loopback port with its data under the run directory."""
+    """Start redis-server on a loopback port with its data under the run directory.
+
+    ``cluster``: start it in cluster mode (its node table in its own data folder);
+    :func:`start_redis_cluster` joins such nodes into one cluster.
+    """
     exe = redis_binary(run_dir, binary)
     p = port or free_port()
     data = run_dir / name
@@ -292,6 +319,9 @@ def start_redis(
     ]
     if appendonly:
         argv += ["--appendfsync", "always"]
+    if cluster:
+        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        argv += ["--cluster-node-timeout", "5000"]
     proc = spawn(name, argv, run_dir)
     proc.address = f"redis://127.0.0.1:{p}/0"
     proc.extra["port"] = str(p)
@@ -306,6 +336,90 @@ def start_redis(
 
     _wait(pong, proc, "redis-server", 20)
     return proc
+
+
+CLUSTER_SLOTS = 16_384
+
+
+@dataclass
+class LocalRedisCluster:
+    """The nodes of a local Redis Cluster (all masters), stoppable together."""
+
+    nodes: list[Proc]
+
+    @property
+    def address(self) -> str:
+        """A redis:// URL of one node (the cluster client discovers the others)."""
+        return self.nodes[0].address
+
+    def stop(self) -> None:
+        """Stop every node by PID, in the reverse order of starting."""
+        for node in reversed(self.nodes):
+            node.stop()
+
+
+def start_redis_cluster(
+    run_dir: Path,
+    *,
+    nodes: int = 3,
+    binary: Path | None = None,
+    name: str = "redis-cluster",
+    timeout: float = 30.0,
+) -> LocalRedisCluster:
+    """Start ``nodes`` cluster-mode redis-servers (no persistence) as one Redis Cluster.
+
+    Every node is a master owning an equal share of the 16,384 slots. The cluster
+    is formed from Python (CLUSTER ADDSLOTS, then CLUSTER MEET), so it needs no
+    ``redis-cli``; this returns once every node reports ``cluster_state:ok`` and
+    knows every other node. Without replicas: a node that dies takes its slots
+    with it, which is what a local test or a one-host stack wants.
+    """
+    import redis
+
+    if nodes < 3:
+        raise ValueError("a Redis Cluster needs at least 3 masters")
+    started: list[Proc] = []
+    try:
+        for i in range(nodes):
+            port = free_cluster_port()
+            started.append(
+                start_redis(run_dir, binary=binary, name=f"{name}-{i}", port=port, cluster=True)
+            )
+        ports = [int(node.extra["port"]) for node in started]
+        # Any: redis-py's execute_command is untyped
+        clients: list[Any] = [
+            redis.Redis(host="127.0.0.1", port=p, socket_timeout=5) for p in ports
+        ]
+        for i, client in enumerate(clients):
+            lo, hi = i * CLUSTER_SLOTS // nodes, (i + 1) * CLUSTER_SLOTS // nodes
+            client.execute_command("CLUSTER ADDSLOTS", *range(lo, hi))
+        for p in ports[1:]:
+            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", p)
+
+        def formed() -> bool:
+            for client in clients:
+                info = client.execute_command("CLUSTER INFO")  # parsed: {field: text}
+                if str(info.get("cluster_state")) != "ok":
+                    return False
+                if int(info.get("cluster_known_nodes", 0)) != nodes:
+                    return False
+            return True
+
+        deadline = time.monotonic() + timeout
+        while not formed():
+            for node in started:
+                if not node.alive():
+                    raise ServiceError(f"{node.name} exited:\n{node.tail()}")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"the Redis Cluster did not form within {timeout:.0f}s")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+        return LocalRedisCluster(started)
+    except BaseException:
+        for node in reversed(started):
+            node.stop()
+        raise
 
 
 async def create_topics(

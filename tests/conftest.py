@@ -1,5 +1,6 @@
-"""Session fixtures: a real Kafka-protocol broker and a real redis-server on free
-loopback ports, started once per test session and stopped by PID."""
+"""Session fixtures: a real Kafka-protocol broker, a real redis-server and a real
+three-master Redis Cluster on free loopback ports, started once per test session
+and stopped by PID."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from encore.services import Proc, start_broker, start_redis
+from encore.services import LocalRedisCluster, Proc, start_broker, start_redis, start_redis_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 LASTFM_DIR = ROOT.parent / "shared" / "datasets" / "hetrec2011-lastfm-2k"
@@ -35,6 +36,15 @@ def redis_server(run_dir: Path) -> Iterator[Proc]:
     proc = start_redis(run_dir)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(run_dir: Path) -> Iterator[LocalRedisCluster]:
+    """A real Redis Cluster of three masters (no replicas, no persistence), formed and
+    ``cluster_state:ok``; ``.address`` is one node's URL, for the cluster client."""
+    cluster = start_redis_cluster(run_dir, nodes=3)
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,8 @@ def demo_events(
 
 @dataclass
 class StreamEnv:
-    """One broker (fresh per test) and one Redis database, plus worker processes."""
+    """One broker (fresh per test) and one Redis database (on a Redis Cluster: one key
+    prefix, as a cluster has only database 0), plus worker processes."""
 
     broker: Proc
     redis_url: str
@@ -74,12 +75,16 @@ class StreamEnv:
     workers: list[Proc] = field(default_factory=list)
     last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    cluster: bool = False
+    prefix: str = "enc"
 
     @property
     def env(self) -> dict[str, str]:
         return {
             "ENCORE_KAFKA_BOOTSTRAP": self.broker.address,
             "ENCORE_REDIS_URL": self.redis_url,
+            "ENCORE_REDIS_CLUSTER": "true" if self.cluster else "false",
+            "ENCORE_REDIS_KEY_PREFIX": self.prefix,
             "ENCORE_RUN_DIR": str(self.run_dir),
             "ENCORE_STREAM_EMBED_TEXT": "false",
             "ENCORE_ARTIFACTS_ROOT": str(self.run_dir / "artifacts"),
@@ -126,12 +131,12 @@ class StreamEnv:
             await producer.stop()
 
     def store(self) -> RedisStore:
-        return RedisStore(connect(self.redis_url, timeout_s=5))
+        return RedisStore(connect(self.redis_url, cluster=self.cluster, timeout_s=5))
 
     async def wait_applied(self, limit_s: float = 120, generation: int = 0) -> float:
         """Wait until every produced record is applied; returns seconds waited."""
         store = self.store()
-        keys = Keys("enc", generation, PARTITIONS)
+        keys = Keys(self.prefix, generation, PARTITIONS)
         started = time.monotonic()
         try:
             while True:
@@ -151,7 +156,7 @@ class StreamEnv:
     async def dump(self, generation: int = 0) -> dict[str, Any]:
         store = self.store()
         try:
-            return await store.dump(Keys("enc", generation, PARTITIONS).base)
+            return await store.dump(Keys(self.prefix, generation, PARTITIONS).base)
         finally:
             await store.close()
 

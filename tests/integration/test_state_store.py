@@ -1,4 +1,6 @@
-"""One contract suite for every state store: the in-memory twin and a real redis-server."""
+"""One contract suite for every state store: the in-memory twin, a real redis-server and
+a real three-master Redis Cluster (keys of one partition share a hash tag; the
+other keys of a test land on other nodes, so reads, dumps and deletes cross nodes)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
-from encore.services import Proc
+from encore.services import CLUSTER_SLOTS, LocalRedisCluster, Proc
 from models import ops
 from models.io.memory_store import MemoryStore
 from models.io.redis_store import RedisStore, connect
@@ -20,14 +23,19 @@ DEDUP = "enc:g0:dedup:{i1}"
 BANDIT = "enc:g0:bandit:{i1}"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    server: Proc = request.getfixturevalue("redis_server")
-    client = connect(server.address)
-    await client.flushdb()
+    if request.param == "cluster":
+        nodes: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        client = connect(nodes.address, cluster=True)
+        await client.flushdb(target_nodes=client.PRIMARIES)
+    else:
+        server: Proc = request.getfixturevalue("redis_server")
+        client = connect(server.address)
+        await client.flushdb()
     s = RedisStore(client)
     yield s
     await s.close()
@@ -135,6 +143,24 @@ async def test_delete_and_dump_by_prefix(store: StateStore) -> None:
     assert await store.delete_prefix("enc:g0:") == 3
     assert await store.dump("enc:g0:") == {}
     assert await store.dump("enc:g1:") == g1
+
+
+async def test_partitions_on_different_nodes_read_dump_and_delete_together(
+    store: StateStore,
+) -> None:
+    tags = [f"{{i{p}}}" for p in range(8)]
+    # On the three-master cluster these tags fall on every node, not one.
+    assert len({key_slot(t.encode()) * 3 // CLUSTER_SLOTS for t in tags}) == 3
+    for n, tag in enumerate(tags):
+        user = f"enc:g0:u:{tag}:u{n}"
+        assert await store.commit(f"enc:g0:off:{tag}", -1, n, [ops.hset(user, {"n": str(n)})])
+    got = await store.read([ops.hgetall(f"enc:g0:u:{t}:u{n}") for n, t in enumerate(tags)])
+    assert got == [{b"n": str(n).encode()} for n in range(8)]
+    dump = await store.dump("enc:g0:")
+    assert len(dump) == 16
+    assert dump["u:{i5}:u5"] == {"n": "5"}
+    assert await store.delete_prefix("enc:g0:") == 16
+    assert await store.dump("enc:g0:") == {}
 
 
 async def test_store_answers_ping(store: StateStore) -> None:

@@ -4,6 +4,7 @@ SIGKILL, duplicates, malformed input and replay."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
-from encore.services import Proc, free_port, start_broker, start_redis
+from encore.services import LocalRedisCluster, Proc, free_port, start_broker, start_redis
 from models import ops
 from models.codec import encode_event
 from models.events import Play, RecContext, Skip
@@ -50,6 +51,30 @@ def make_env(run_dir: Path, redis_server: Proc, tmp_path: Path) -> Iterator[EnvF
         env.broker.stop()
 
 
+_cluster_envs = itertools.count(1)
+
+
+@pytest.fixture
+def make_cluster_env(redis_cluster: LocalRedisCluster, tmp_path: Path) -> Iterator[EnvFactory]:
+    """Like ``make_env`` on the three-master Redis Cluster: a cluster has only database
+    0, so each environment gets its own key prefix instead."""
+    made: list[StreamEnv] = []
+
+    def factory() -> StreamEnv:
+        n = next(_cluster_envs)
+        broker = start_broker(tmp_path / f"cenv{n}", name=f"broker-c{n}")
+        env = StreamEnv(
+            broker, redis_cluster.address, tmp_path / f"cenv{n}", cluster=True, prefix=f"cl{n}"
+        )
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        env.stop_workers()
+        env.broker.stop()
+
+
 async def _run_once(env: StreamEnv, events: list[Any]) -> None:
     await env.create_topics()
     env.start_worker()
@@ -60,6 +85,21 @@ async def _run_once(env: StreamEnv, events: list[Any]) -> None:
 async def test_sigkill_mid_stream_gives_the_same_state_as_an_uninterrupted_run(
     make_env: EnvFactory,
 ) -> None:
+    await _sigkill_drill(make_env)
+
+
+async def test_sigkill_drill_on_a_redis_cluster(
+    make_cluster_env: EnvFactory, redis_cluster: LocalRedisCluster
+) -> None:
+    """The same drill with the state spread over three masters (commits by hash tag)."""
+    env = await _sigkill_drill(make_cluster_env)
+    for node in redis_cluster.nodes:  # the state really is spread over every master
+        client = redis.Redis.from_url(node.address)
+        assert any(client.scan_iter(match=f"{env.prefix}:g0:*", count=1_000))
+        client.close()
+
+
+async def _sigkill_drill(make_env: EnvFactory) -> StreamEnv:
     events = demo_events()
     reference = make_env()
     await _run_once(reference, events)
@@ -93,6 +133,7 @@ async def test_sigkill_mid_stream_gives_the_same_state_as_an_uninterrupted_run(
         print(json.dumps(want.get(k))[:3000])
     assert diff == []
     assert await env.digest() == expected
+    return env
 
 
 async def test_every_event_sent_twice_changes_nothing(make_env: EnvFactory) -> None:
@@ -154,6 +195,15 @@ async def test_malformed_events_go_to_the_dlq_and_good_ones_all_apply(
 async def test_replay_from_earliest_rebuilds_the_live_state_then_cuts_over(
     make_env: EnvFactory,
 ) -> None:
+    await _replay_and_cut_over(make_env)
+
+
+async def test_replay_and_cutover_on_a_redis_cluster(make_cluster_env: EnvFactory) -> None:
+    """Replay into generation 1 beside the live one, then cutover, across three masters."""
+    await _replay_and_cut_over(make_cluster_env)
+
+
+async def _replay_and_cut_over(make_env: EnvFactory) -> None:
     env = make_env()
     await _run_once(env, demo_events(seed=13))
     live = await env.digest(0)
@@ -162,6 +212,7 @@ async def test_replay_from_earliest_rebuilds_the_live_state_then_cuts_over(
 
     settings = load_settings()
     settings.kafka.partitions = PARTITIONS
+    settings.redis.key_prefix = env.prefix
     store = env.store()
     applier = build_applier(settings, store, discard_dead_letters)
     report = await replay(applier, store, env.broker.address, cutover=False)
@@ -174,7 +225,7 @@ async def test_replay_from_earliest_rebuilds_the_live_state_then_cuts_over(
 
     report = await replay(applier, store, env.broker.address, cutover=True)
     assert (report.old_generation, report.new_generation) == (0, 1)  # rebuilt again, then used
-    assert await store.get_int("enc:gen", 0) == 1
+    assert await store.get_int(f"{env.prefix}:gen", 0) == 1
     assert await env.dump(0) == {}
     assert await env.digest(1) == live
     # the live worker follows the pointer: new events land in the new generation
@@ -188,7 +239,7 @@ async def test_replay_from_earliest_rebuilds_the_live_state_then_cuts_over(
     )
     await env.produce([skip])
     await env.wait_applied(generation=1)
-    [fields] = await store.read([ops.hgetall(Keys("enc", 1, PARTITIONS).user(user))])
+    [fields] = await store.read([ops.hgetall(Keys(env.prefix, 1, PARTITIONS).user(user))])
     assert fields
     await store.close()
 
