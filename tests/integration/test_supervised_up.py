@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,42 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
+@dataclass
+class Up:
+    """A running ``encore up`` (embedded broker and Redis, no demo) and its output."""
+
+    proc: subprocess.Popen[str]
+    run: Path
+    url: str
+    out: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
+
+    def text(self) -> str:
+        return "".join(self.out)
+
+    def wait_ready(self) -> None:
+        _wait_for(
+            lambda: self.ready.is_set() or self.proc.poll() is not None, 120, "ready", self.out
+        )
+        assert self.proc.poll() is None, "encore up exited early:\n" + self.text()
+
+    def stop(self) -> None:
+        """Ctrl-C, then wait for it to exit and for its output to end."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=90)
+        finally:
+            if self.reader is not None:
+                self.reader.join(timeout=5)
+
+
+def _start_up(tmp_path: Path, **extra: str) -> Up:
+    """Start ``encore up`` in its own run directory on a free port; a thread keeps its
+    output drained (the supervisor logs every restart) and notes when it is ready."""
     run = tmp_path / "run"
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "ENCORE_RUN_DIR": str(run),
@@ -64,9 +97,10 @@ def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path
         "ENCORE_API_PROCESSES": "1",
         "ENCORE_RUN_DEMO": "false",
         "ENCORE_STREAM_EMBED_TEXT": "false",
+        **extra,
     }
-    env.pop("ENCORE_KAFKA_BOOTSTRAP", None)
-    env.pop("ENCORE_REDIS_URL", None)
+    for name in ("ENCORE_KAFKA_BOOTSTRAP", "ENCORE_REDIS_URL", "ENCORE_REDIS_CLUSTER"):
+        env.pop(name, None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "encore.cli", "up"],
         env=env,
@@ -74,22 +108,26 @@ def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path
         stderr=subprocess.STDOUT,
         text=True,
     )
-    out: list[str] = []
-    ready = threading.Event()
+    up = Up(proc, run, f"http://127.0.0.1:{port}")
 
-    def drain() -> None:  # keep the pipe empty; the supervisor logs every restart
+    def drain() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            out.append(line)
+            up.out.append(line)
             if line.startswith("ready."):
-                ready.set()
+                up.ready.set()
 
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    up.reader = threading.Thread(target=drain, daemon=True)
+    up.reader.start()
+    return up
+
+
+def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
+    up = _start_up(tmp_path)
+    run, url, out = up.run, up.url, up.out
     try:
-        _wait_for(lambda: ready.is_set() or proc.poll() is not None, 120, "ready", out)
-        assert proc.poll() is None, "encore up exited early:\n" + "".join(out)
-        text = "".join(out)
+        up.wait_ready()
+        text = up.text()
         broker = re.search(r"broker +(\S+) \(embedded", text)
         redis_url = re.search(r"redis +(redis://\S+)", text)
         assert broker, text
@@ -139,7 +177,7 @@ def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path
             "applied_twice": 0,
         }, result
 
-        assert proc.poll() is None, "encore up must stay up"
+        assert up.proc.poll() is None, "encore up must stay up"
         status = httpx.get(url + "/v1/admin/status", headers=ADMIN, timeout=10).json()
         children = {c["name"]: c for c in status["supervisor"]["children"]}
         for name in ("worker-0", "api"):
@@ -148,102 +186,38 @@ def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path
             assert children[name]["last_exit"] == "signal SIGKILL"
         assert children["broker"]["restarts"] == 0
         assert children["broker"]["kind"] == "fatal"
-        log = "".join(out)
+        log = up.text()
         assert log.count("died (signal SIGKILL); restarting in") == 6, log
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        finally:
-            reader.join(timeout=5)
-    assert proc.returncode == 0, "".join(out)
+        up.stop()
+    assert up.proc.returncode == 0, up.text()
     assert not (run / "supervisor.json").exists()
 
 
 def test_the_embedded_broker_dying_stops_the_stack_with_a_clear_message(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    env = {
-        **os.environ,
-        "ENCORE_RUN_DIR": str(run),
-        "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
-        "ENCORE_API_PORT": str(free_port()),
-        "ENCORE_API_PROCESSES": "1",
-        "ENCORE_RUN_DEMO": "false",
-        "ENCORE_STREAM_EMBED_TEXT": "false",
-    }
-    env.pop("ENCORE_KAFKA_BOOTSTRAP", None)
-    env.pop("ENCORE_REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "encore.cli", "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
+    up = _start_up(tmp_path)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, "encore up exited early:\n" + "".join(lines)
-            lines.append(line)
-            if line.startswith("ready."):
-                break
-        broker_pid = int((run / "pids" / "broker.pid").read_text())
+        up.wait_ready()
+        broker_pid = int((up.run / "pids" / "broker.pid").read_text())
         os.kill(broker_pid, signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=90)
+        up.proc.wait(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=90)
-    assert proc.returncode == 1, rest
+        up.stop()
+    rest = up.text()
+    assert up.proc.returncode == 1, rest
     assert "broker" in rest
     assert "cannot be restarted without losing" in rest
     assert "stopped  redis" in rest
-    assert list((run / "pids").glob("*.pid")) == []
+    assert list((up.run / "pids").glob("*.pid")) == []
 
 
 def test_encore_up_on_an_embedded_redis_cluster(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "ENCORE_RUN_DIR": str(run),
-        "ENCORE_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
-        "ENCORE_API_PORT": str(port),
-        "ENCORE_API_PROCESSES": "1",
-        "ENCORE_RUN_DEMO": "false",
-        "ENCORE_STREAM_EMBED_TEXT": "false",
-        "ENCORE_RUN_REDIS_CLUSTER_NODES": "3",
-    }
-    for name in ("ENCORE_KAFKA_BOOTSTRAP", "ENCORE_REDIS_URL", "ENCORE_REDIS_CLUSTER"):
-        env.pop(name, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "encore.cli", "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    out: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.append(line)
-            if line.startswith("ready."):
-                ready.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    up = _start_up(tmp_path, ENCORE_RUN_REDIS_CLUSTER_NODES="3")
+    url = up.url
     pids: list[int] = []
     try:
-        _wait_for(lambda: ready.is_set() or proc.poll() is not None, 120, "ready", out)
-        assert proc.poll() is None, "encore up exited early:\n" + "".join(out)
-        text = "".join(out)
+        up.wait_ready()
+        text = up.text()
         assert "embedded cluster of 3 masters" in text, text
         broker = re.search(r"broker +(\S+) \(embedded", text)
         redis_url = re.search(r"redis +(redis://\S+)", text)
@@ -270,12 +244,8 @@ def test_encore_up_on_an_embedded_redis_cluster(tmp_path: Path) -> None:
         assert "redis_unavailable" not in recs["degraded_reasons"], recs
         assert recs["session"]["events"] == n  # the API reads the state from the cluster
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        finally:
-            reader.join(timeout=5)
-    assert proc.returncode == 0, "".join(out)
+        up.stop()
+    assert up.proc.returncode == 0, up.text()
     assert pids
     assert not any(_running(pid) for pid in pids)
 
