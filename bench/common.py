@@ -129,6 +129,25 @@ def run_json(argv: Sequence[str], env: dict[str, str] | None = None) -> dict[str
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def loadgen(bootstrap: str, events: int, users: int, tracks: int, *extra: str) -> dict[str, Any]:
+    """Run the load generator (:mod:`bench.loadgen`) as its own process; its summary."""
+    return run_json(
+        [
+            "-m",
+            "bench.loadgen",
+            "--bootstrap",
+            bootstrap,
+            "--events",
+            str(events),
+            "--users",
+            str(users),
+            "--tracks",
+            str(tracks),
+            *extra,
+        ]
+    )
+
+
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99/max of a sample."""
     if not values:

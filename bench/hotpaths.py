@@ -192,25 +192,10 @@ def listen(s: Any, tracks: int, events: int = HISTORY_EVENTS) -> dict[str, Any]:
     """Give the 1,000 listeners of the personal route a history (plays, skips, likes of
     catalog tracks, folded by a stream worker), so their requests use every candidate
     source as a real listener's do; every configuration reads the same state."""
-    from bench.common import run_json
+    from bench.common import loadgen
     from bench.stream import high_watermarks, wait_applied
 
-    gen = run_json(
-        [
-            "-m",
-            "bench.loadgen",
-            "--bootstrap",
-            s.broker.address,
-            "--events",
-            str(events),
-            "--users",
-            "1000",
-            "--tracks",
-            str(tracks),
-            "--per-record",
-            "50",
-        ]
-    )
+    gen = loadgen(s.broker.address, events, 1_000, tracks, "--per-record", "50")
     last = asyncio.run(high_watermarks(s.broker.address, s.partitions))
     worker = s.spawn("worker", [sys.executable, "-m", "encore.cli", "worker"])
     try:

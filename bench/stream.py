@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import machine, publish_random_space, run_json, save, stack, table
+from bench.common import loadgen, machine, publish_random_space, save, stack, table
 from models.io.redis_store import RedisStore, connect
 from models.keys import Keys
 from models.settings import load_settings
@@ -245,20 +245,7 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
     """The whole benchmark; returns the result document."""
     with stack("stream") as s:
         space = publish_random_space(s.run_dir / "artifacts", tracks)
-        gen = run_json(
-            [
-                "-m",
-                "bench.loadgen",
-                "--bootstrap",
-                s.broker.address,
-                "--events",
-                str(events),
-                "--users",
-                str(users),
-                "--tracks",
-                str(tracks),
-            ]
-        )
+        gen = loadgen(s.broker.address, events, users, tracks)
         last = asyncio.run(high_watermarks(s.broker.address, s.partitions))
         consume = asyncio.run(raw_consume(s.broker.address, s.partitions, gen["records"]))
         redis_raw = asyncio.run(raw_redis(s.redis.address))
