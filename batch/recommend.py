@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from batch.metrics import top_k
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
-from models.serving import check_top_lists
+from models.serving import ModelError, make_toplists
 
 KINDS = ("als", "lightgcn", "hybrid")
 CHUNK = 512
@@ -173,13 +173,17 @@ def _hybrid_lists(
     exclude: Mapping[str, set[str]],
     k: int,
 ) -> tuple[Lists, int]:
-    top_items, top_scores = art.array("top_items.npy"), art.array("top_scores.npy")
-    try:
-        check_top_lists(top_items, top_scores, len(col))
-    except ValueError as exc:
-        raise ArtifactError(f"hybrid/{art.version}: {exc}") from exc
-    if top_items.shape[0] != len(row):
-        raise ArtifactError(f"hybrid/{art.version}: top list rows do not match user_ids.json")
+    try:  # the same checks as the API's loader
+        tops = make_toplists(
+            art.version,
+            list(col),
+            list(row),
+            art.array("top_items.npy"),
+            art.array("top_scores.npy"),
+        )
+    except ModelError as exc:
+        raise ArtifactError(str(exc)) from exc
+    top_items, top_scores = tops.items, tops.scores
     width = top_items.shape[1]
     if k > width:
         raise ValueError(f"k={k} is more than the {width} items per user the hybrid artifact holds")
