@@ -41,7 +41,7 @@ import numpy as np
 from batch.data import TrainData
 from models.index import build_index, index_kind, neighbour_table
 from models.io.artifacts import ArtifactStore, save_array, save_json
-from models.serving import check_top_lists
+from models.serving import make_toplists
 
 FACTOR_KINDS = ("als", "lightgcn")
 
@@ -114,9 +114,8 @@ def publish_hybrid(
     metrics: Mapping[str, Any],
 ) -> str:
     """Publish each user of ``data``'s precomputed list (``hybrid``, module doc)."""
-    check_top_lists(top_items, top_scores, len(data.items))
-    if top_items.shape[0] != len(data.users):
-        raise ValueError("top list rows do not match the data's users")
+    # the checks the API's loader makes (ModelError is a ValueError)
+    make_toplists("unpublished", list(data.items), list(data.users), top_items, top_scores)
     path = store.stage("hybrid")
     save_json(path, "user_ids.json", list(data.users))
     save_json(path, "item_ids.json", list(data.items))
