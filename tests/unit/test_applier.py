@@ -33,7 +33,7 @@ class Sink:
         self.got += [(topic, partition, off, r) for off, r in rejected]
 
 
-def _applier(store: MemoryStore, sink: Sink) -> Applier:
+def _applier(store: MemoryStore, sink: Sink, **extra: Any) -> Applier:
     return Applier(
         store,
         prefix="enc",
@@ -43,6 +43,7 @@ def _applier(store: MemoryStore, sink: Sink) -> Applier:
         dedup_window=1_000,
         max_record_bytes=100_000,
         dead_letters=sink,
+        **extra,
     )
 
 
@@ -144,18 +145,7 @@ def _ms(minutes: float) -> int:
 async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_still_count() -> None:
     store, sink = MemoryStore(), Sink()
     now = [_ms(10) / 1000]  # the worker's clock: T0 + 10 minutes
-    a = Applier(
-        store,
-        prefix="enc",
-        partitions=P,
-        fold=FoldConfig(),
-        trend=TrendConfig(),
-        dedup_window=1_000,
-        max_record_bytes=100_000,
-        dead_letters=sink,
-        max_skew_ms=300_000,
-        clock=lambda: now[0],
-    )
+    a = _applier(store, sink, max_skew_ms=300_000, clock=lambda: now[0])
     [u] = _users_on(2, 1)
     far = _play("far", u).model_copy(update={"occurred_at": T0.replace(year=9999)})
     ahead = _play("ahead", u, 14)  # sent at T0 + 10 min: 4 min ahead, inside the skew
@@ -190,17 +180,7 @@ async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_still_co
 
     # A replay a year later decides by the records' broker times: the same dead letters.
     replayed, again = MemoryStore(), Sink()
-    b = Applier(
-        replayed,
-        prefix="enc",
-        partitions=P,
-        fold=FoldConfig(),
-        trend=TrendConfig(),
-        dedup_window=1_000,
-        max_record_bytes=100_000,
-        dead_letters=again,
-        clock=lambda: _ms(60 * 24 * 365) / 1000,
-    )
+    b = _applier(replayed, again, clock=lambda: _ms(60 * 24 * 365) / 1000)
     await b.apply(INTERACTIONS, 2, first)
     assert [(off, rej) for _, _, off, rej in again.got] == [
         (off, rej) for _, _, off, rej in sink.got
