@@ -22,6 +22,7 @@ from models.ranking import LRU, RankConfig, artist_key, track_info
 from models.rerank import Candidate, Filters, Ranked, describe
 from models.serving import Bundle, CatalogTrack
 from models.state import FoldConfig, UserState
+from models.urls import is_web
 
 log = logging.getLogger(__name__)
 INFRA = (RedisError, OSError, TimeoutError)
@@ -199,9 +200,7 @@ async def enrich(
 def public_link(url: Any) -> str | None:
     """A catalog link as a response may carry it: http(s) only (a ``file://`` link would
     tell the server's paths)."""
-    if isinstance(url, str) and url[:8].lower().startswith(("http://", "https://")):
-        return url
-    return None
+    return url if is_web(url) else None
 
 
 def public_audio(track_id: str, url: Any) -> str | None:

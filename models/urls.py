@@ -20,10 +20,16 @@ import ipaddress
 import re
 import socket
 from pathlib import PurePosixPath
+from typing import TypeGuard
 from urllib.parse import unquote, urlsplit
 
 _NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
 _LOCAL_NAMES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+
+
+def is_web(url: object) -> TypeGuard[str]:
+    """Whether ``url`` is an http(s) link (any other value: no)."""
+    return isinstance(url, str) and url[:8].lower().startswith(("http://", "https://"))
 
 
 def file_path(url: str) -> PurePosixPath | None:

@@ -33,6 +33,7 @@ import orjson
 
 from models.events import LinkCheck, LinkStatus, utcnow
 from models.keys import Keys
+from models.urls import is_web
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 AUTH = frozenset({401, 403, 407})
@@ -168,7 +169,7 @@ async def due_links(
         track = key.split(":", 4)[-1]
         meta = await client.hget(key, "meta")
         url = orjson.loads(meta).get("audio_url") if meta else None
-        if isinstance(url, str) and url[:8].lower().startswith(("http://", "https://")):
+        if is_web(url):
             candidates.append((track, url))
         if len(candidates) >= limit:
             break
