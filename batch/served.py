@@ -139,10 +139,12 @@ def list_metrics(
     artists: Sequence[str | None] | None,
     *,
     beyond: bool = True,
+    per_user: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Accuracy of served lists against the stage's targets, and beyond-accuracy measures
-    (only coverage@10 without ``beyond``: what tuning needs, at a fraction of the cost)."""
-    per_user = _per_user(lists, stage)
+    (only coverage@10 without ``beyond``: what tuning needs, at a fraction of the cost).
+    ``per_user``: the lists' :func:`_per_user` metrics when the caller has them."""
+    per_user = per_user if per_user is not None else _per_user(lists, stage)
     out = {m: float(v.mean()) for m, v in per_user.items()}
     out["users"] = float(len(stage.users))
     full = lists[(lists[:, :10] >= 0).all(axis=1)]
@@ -255,8 +257,9 @@ def tune_policy(
     valid, valid_users = {}, {}
     for a, w in arms.items():
         lists = served_lists(stage, row_of, _fixed(w, lam), cfg)
-        valid[a] = list_metrics(lists, stage, train, artists, beyond=False)
-        valid_users[a] = _per_user(lists, stage)["ndcg@10"]
+        per_user = _per_user(lists, stage)
+        valid[a] = list_metrics(lists, stage, train, artists, beyond=False, per_user=per_user)
+        valid_users[a] = per_user["ndcg@10"]
     scores = {a: m["ndcg@10"] for a, m in valid.items()}
     top = max(scores.values())
     unmeasured = [a for a in ARMS if set(TILT[a]) - present]
@@ -469,12 +472,13 @@ def evaluate_served(
     test_users = {}
     for arm, weights in tuned.policy.arms.items():
         lists = served_lists(t_stage, row_of, _fixed(weights, tuned.mmr_lambda), cfg)
-        test_users[arm] = _per_user(lists, t_stage)["ndcg@10"]
+        per_user = _per_user(lists, t_stage)
+        test_users[arm] = per_user["ndcg@10"]
         capped = arm in tuned.policy.capped
         rows.append(
             ServedRow(
                 f"served: {arm}{' (capped)' if capped else ''}",
-                list_metrics(lists, t_stage, train, _measured(data, artists)),
+                list_metrics(lists, t_stage, train, _measured(data, artists), per_user=per_user),
                 tuned.valid[arm]["ndcg@10"],
                 {
                     "weights": {s: w for s, w in weights.items() if w},
