@@ -36,7 +36,15 @@ from batch.foldin import EPOCH, fold_states
 from batch.hybrid import top_lists
 from batch.metrics import beyond_accuracy, rank_metrics
 from models import ranking
-from models.bandit import ARMS, SIGNALS, Policy, choose, posteriors, priors_from_scores
+from models.bandit import (
+    ARMS,
+    SIGNALS,
+    Policy,
+    capped_from_scores,
+    choose,
+    posteriors,
+    priors_from_scores,
+)
 from models.ranking import Prepared, RankConfig, Request
 from models.rerank import Filters
 from models.serving import Bundle, make_collab, make_toplists
@@ -45,8 +53,6 @@ Log = Callable[[str], None]
 REALTIME_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
 POPULARITY_GRID = (0.0, 0.03, 0.1)
 LAMBDA_GRID = (1.0, 0.95, 0.9, 0.8)
-CAP_RATIO = 0.9
-"""An arm under this share of the best arm's validation NDCG@10 is capped."""
 TILT = {
     "collab-heavy": {},
     "balanced": {"realtime": 0.25},
@@ -261,13 +267,12 @@ def tune_policy(
         valid[a] = list_metrics(lists, stage, train, artists, beyond=False, per_user=per_user)
         valid_users[a] = per_user["ndcg@10"]
     scores = {a: m["ndcg@10"] for a, m in valid.items()}
-    top = max(scores.values())
     unmeasured = [a for a in ARMS if set(TILT[a]) - present]
-    capped = {a for a, s in scores.items() if s < CAP_RATIO * top} | set(unmeasured)
+    capped = capped_from_scores(scores) | set(unmeasured)  # under 90% of the best arm
     policy = Policy(
         arms=arms,
         priors=priors_from_scores(scores, strength=prior_strength),
-        capped=frozenset(capped),
+        capped=capped,
         explore_share=explore_share,
     )
     for a in ARMS:
