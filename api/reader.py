@@ -14,6 +14,7 @@ import orjson
 from models import ops
 from models.io.store import StateStore
 from models.keys import Keys, generation_key
+from models.records import decode_user
 from models.serving import CatalogTrack as CatalogTrack  # re-exported for the routes
 from models.state import UserState
 
@@ -50,8 +51,8 @@ class Reader:
 
     async def user(self, keys: Keys, user_id: str) -> UserState:
         """A user's state (a new user is an empty state)."""
-        [fields] = await self.store.read([ops.hgetall(keys.user(user_id))])
-        return UserState.from_fields(fields)
+        [raw] = await self.store.read([ops.get(keys.user(user_id))])
+        return decode_user(raw)
 
     async def _shared_read(self, name: str, keys: Keys, read: Any) -> Any:
         """A value the same for every user: served from memory, re-read in the background

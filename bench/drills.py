@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.common import Stack, machine, publish_random_space, save, stack, table
@@ -31,6 +30,7 @@ from encore.services import create_topics, start_broker, start_redis
 from models.io.dlq import read_dead_letters
 from models.io.redis_store import RedisStore, connect
 from models.keys import Keys
+from models.records import decode_user
 from models.topics import INTERACTIONS, all_topics
 
 PARTITIONS = 6
@@ -78,8 +78,7 @@ async def applied_counts(
     out = {}
     try:
         for u in users:
-            raw = await store.client.hget(keys.user(u), "doc")
-            out[u] = orjson.loads(raw)["n"] if raw else 0
+            out[u] = decode_user(await store.client.get(keys.user(u))).n
     finally:
         await store.close()
     return out

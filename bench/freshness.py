@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.common import machine, percentiles, publish_random_space, save, stack, table
@@ -27,6 +26,7 @@ from models.codec import encode_event
 from models.events import Skip
 from models.io.redis_store import connect
 from models.keys import Keys
+from models.records import decode_user
 from models.topics import INTERACTIONS, partition_for
 
 
@@ -59,10 +59,8 @@ async def probes(base: str, bootstrap: str, redis_url: str, n: int) -> dict[str,
             got_state = got_rec = None
             while (got_state is None or got_rec is None) and time.perf_counter() - t0 < 10:
                 now = time.perf_counter()
-                if got_state is None:
-                    doc = await redis.hget(keys.user(user), "doc")
-                    if doc and orjson.loads(doc)["n"] >= 1:
-                        got_state = now
+                if got_state is None and decode_user(await redis.get(keys.user(user))).n >= 1:
+                    got_state = now
                 if got_rec is None:
                     items = (
                         await client.get(f"/v1/users/{user}/recommendations", params={"n": 5})

@@ -22,6 +22,7 @@ from models.events import NewTrack
 from models.keys import Keys
 from models.linkhealth import LinkHealth, next_link_health
 from models.ops import Write
+from models.records import encode_user
 from models.state import (
     FoldConfig,
     ItemInfo,
@@ -105,7 +106,7 @@ def plan_interactions(
     if steps:
         order = list(steps)
         fold_batch([touched[u] for u in order], [steps[u] for u in order], fold.half_life_s)
-    writes = [ops.hset(keys.user(u), s.to_fields()) for u, s in touched.items()]
+    writes = [ops.set_(keys.user(u), encode_user(s)) for u, s in touched.items()]
     buckets: dict[int, list[tuple[str, int]]] = {}
     for (bucket, track), n in sorted(trending.items()):
         buckets.setdefault(bucket, []).append((track, n))

@@ -14,7 +14,8 @@ key                        type    holds
 ``off:{tag}``              string  last applied offset of the partition
 ``dedup:{tag}``            zset    recent event ids (score: arrival sequence)
 ``dlq:{tag}``              hash    dead-lettered count per reason
-``u:{tag}:<user>``         hash    user state: taste vector, history, session, negatives
+``us:{tag}:<user>``        string  user state: taste vector, history, session, negatives
+                                  (compact binary, :mod:`models.records`)
 ``trend:{tag}:<bucket>``   zset    plays per track in one time bucket (expires)
 ``bandit:{tag}``           hash    ``<arm>:a`` / ``<arm>:b`` Beta posterior increments
 ``t:{tag}:<track>``        hash    track metadata and content vectors
@@ -83,7 +84,7 @@ class Keys:
 
     def user(self, user_id: str) -> str:
         """State hash of a user."""
-        return f"{self.base}u:{hash_tag(INTERACTIONS, self.user_partition(user_id))}:{user_id}"
+        return f"{self.base}us:{hash_tag(INTERACTIONS, self.user_partition(user_id))}:{user_id}"
 
     def track(self, track_id: str) -> str:
         """Metadata hash of a track."""

@@ -16,7 +16,8 @@ from typing import Final
 Arg = str | bytes | int | float
 
 WRITE_COMMANDS: Final = frozenset(
-    {"HSET", "DEL", "ZADD", "ZINCRBY", "ZREMRANGEBYRANK", "HINCRBY", "HINCRBYFLOAT", "PEXPIREAT"}
+    {"SET", "HSET", "DEL", "ZADD", "ZINCRBY", "ZREMRANGEBYRANK", "HINCRBY", "HINCRBYFLOAT"}
+    | {"PEXPIREAT"}
 )
 READ_COMMANDS: Final = frozenset({"GET", "HGETALL", "HMGET", "ZMSCORE", "ZREVRANGE", "ZCARD"})
 
@@ -45,6 +46,11 @@ class Read:
     def __post_init__(self) -> None:
         if self.cmd not in READ_COMMANDS:
             raise ValueError(f"unsupported read command {self.cmd!r}")
+
+
+def set_(key: str, value: bytes) -> Write:
+    """Set a string."""
+    return Write("SET", key, (value,))
 
 
 def hset(key: str, mapping: Mapping[str, Arg]) -> Write:

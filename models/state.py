@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
 NEG_LIMIT = 500
 LIKED_LIMIT = 500
@@ -80,43 +79,6 @@ class UserState:
     liked: dict[str, int] = field(default_factory=dict)
     n: int = 0
     last_ms: int = 0
-
-    def to_fields(self) -> dict[str, bytes]:
-        """Redis hash fields."""
-        doc = {
-            "vt": self.vec_t,
-            "m": self.model,
-            "h": self.hist,
-            "s": self.session,
-            "nt": self.neg_tracks,
-            "na": self.neg_artist_of,
-            "l": self.liked,
-            "n": self.n,
-            "t": self.last_ms,
-        }
-        out = {"doc": orjson.dumps(doc)}
-        out["vec"] = b"" if self.vec is None else self.vec.astype("<f4").tobytes()
-        return out
-
-    @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes]) -> UserState:
-        """Inverse of :meth:`to_fields`; an empty hash is a new user."""
-        if not fields:
-            return cls()
-        doc = orjson.loads(fields[b"doc"])
-        raw = fields.get(b"vec", b"")
-        return cls(
-            vec=np.frombuffer(raw, dtype="<f4").copy() if raw else None,
-            vec_t=doc["vt"],
-            model=doc["m"],
-            hist=doc["h"],
-            session=doc["s"],
-            neg_tracks=doc["nt"],
-            neg_artist_of=doc["na"],
-            liked=doc["l"],
-            n=doc["n"],
-            last_ms=doc["t"],
-        )
 
 
 def event_weight(event: Any, cfg: FoldConfig) -> float:

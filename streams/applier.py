@@ -37,6 +37,7 @@ from models.fastcodec import as_model, decode_record
 from models.io.store import StateStore
 from models.keys import Keys
 from models.linkhealth import LinkHealth
+from models.records import decode_user
 from models.state import FoldConfig, ItemInfo, UserState
 from models.topics import INTERACTIONS, LINK_HEALTH, TOPIC_OF_TYPE, TRACKS, partition_for
 from streams import metrics
@@ -280,13 +281,13 @@ class Applier:
                 for u in users
                 if u not in cache.users and (not cache.complete or u in cache.evicted)
             ]
-            rows = await self.store.read([ops.hgetall(keys.user(u)) for u in missing])
+            rows = await self.store.read([ops.get(keys.user(u)) for u in missing])
             for u in users:
                 if u not in cache.users:
                     cache.users[u] = UserState()  # new: nothing of it is stored yet
             items = self.items.lookup(tracks)
             for u, f in zip(missing, rows, strict=True):
-                cache.users[u] = UserState.from_fields(f)
+                cache.users[u] = decode_user(f)
             for u in users:
                 cache.users.move_to_end(u)
             states = {u: cache.users[u] for u in users}

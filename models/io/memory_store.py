@@ -92,7 +92,10 @@ class MemoryStore:
 
     def _write(self, w: Write) -> None:
         a = w.args
-        if w.cmd == "HSET":
+        if w.cmd == "SET":
+            self.data[w.key] = _b(a[0])
+            self.expiry.pop(w.key, None)
+        elif w.cmd == "HSET":
             h = self._hash(w.key)
             for i in range(0, len(a), 2):
                 h[_b(a[i])] = _b(a[i + 1])

@@ -78,7 +78,7 @@ def test_encore_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         users = 0
         while time.monotonic() < deadline:  # the worker folds the demo history into Redis
-            users = sum(1 for _ in client.scan_iter("enc:g0:u:*", count=1000))
+            users = sum(1 for _ in client.scan_iter("enc:g0:us:*", count=1000))
             if users == 300:
                 break
             time.sleep(1)

@@ -18,6 +18,7 @@ from models.io.store import StateStore, digest_of
 
 OFF = "enc:g0:off:{i1}"
 USER = "enc:g0:u:{i1}:alice"
+STATE = "enc:g0:us:{i1}:alice"
 TREND = "enc:g0:trend:{i1}:7"
 DEDUP = "enc:g0:dedup:{i1}"
 BANDIT = "enc:g0:bandit:{i1}"
@@ -53,13 +54,21 @@ async def test_commit_applies_writes_and_offset_together(store: StateStore) -> N
             ops.zincrby(TREND, "t1", 1.5),
             ops.hincrbyfloat(BANDIT, "arm:a", 0.25),
             ops.hincrby(USER, "n", 3),
+            ops.set_(STATE, b"\x01\x00\xff"),
+            ops.set_(STATE, b"\x01\x00\xfe"),
         ],
     )
     assert applied
     assert await store.get_int(OFF, -1) == 9
-    user, trend, bandit = await store.read(
-        [ops.hgetall(USER), ops.zrevrange(TREND, 0, -1), ops.hmget(BANDIT, "arm:a", "arm:b")]
+    user, trend, bandit, state = await store.read(
+        [
+            ops.hgetall(USER),
+            ops.zrevrange(TREND, 0, -1),
+            ops.hmget(BANDIT, "arm:a", "arm:b"),
+            ops.get(STATE),
+        ]
     )
+    assert state == b"\x01\x00\xfe"
     assert user == {b"vec": b"\x00\x01\xff", b"doc": b'{"n": 1}', b"n": b"3"}
     assert trend == [(b"t1", 3.5)]
     assert bandit == [b"0.25", None]

@@ -22,6 +22,8 @@ from models.codec import encode_event
 from models.events import Play, RecContext, Skip
 from models.io.dlq import read_dead_letters
 from models.keys import Keys
+from models.records import decode_user
+from models.state import UserState
 from models.topics import INTERACTIONS, partition_for
 from streams.replay import replay
 from streams.wiring import discard_dead_letters
@@ -73,6 +75,11 @@ def make_cluster_env(redis_cluster: LocalRedisCluster, tmp_path: Path) -> Iterat
     for env in made:
         env.stop_workers()
         env.broker.stop()
+
+
+def _stored_user(value: str) -> UserState:
+    """A user state from its entry in a state dump (binary values are shown as hex)."""
+    return decode_user(bytes.fromhex(value[2:]) if value.startswith("0x") else value.encode())
 
 
 async def _run_once(env: StreamEnv, events: list[Any]) -> None:
@@ -176,8 +183,8 @@ async def test_malformed_events_go_to_the_dlq_and_good_ones_all_apply(
     await env.wait_applied()
     assert worker.alive()
     dump = await env.dump()
-    users = {k: v for k, v in dump.items() if k.startswith("u:")}
-    applied = sum(orjson.loads(v["doc"])["n"] for v in users.values())
+    users = {k: v for k, v in dump.items() if k.startswith("us:")}
+    applied = sum(_stored_user(v).n for v in users.values())
     assert applied == 10_000
     committed = sum(int(n) for k, v in dump.items() if k.startswith("dlq:") for n in v.values())
     assert committed == 1_000
@@ -239,8 +246,8 @@ async def _replay_and_cut_over(make_env: EnvFactory) -> None:
     )
     await env.produce([skip])
     await env.wait_applied(generation=1)
-    [fields] = await store.read([ops.hgetall(Keys(env.prefix, 1, PARTITIONS).user(user))])
-    assert fields
+    [raw] = await store.read([ops.get(Keys(env.prefix, 1, PARTITIONS).user(user))])
+    assert decode_user(raw).n == 1
     await store.close()
 
 
@@ -266,8 +273,7 @@ async def test_a_skip_reaches_redis_quickly(make_env: EnvFactory) -> None:
             t0 = time.perf_counter()
             await producer.send(INTERACTIONS, encode_event(skip), partition=partition)
             while True:
-                doc = client.hget(key, "doc")
-                if doc and orjson.loads(doc)["n"] == i + 1:
+                if decode_user(client.get(key)).n == i + 1:
                     break
                 await asyncio.sleep(0.001)
             delays.append((time.perf_counter() - t0) * 1000)
@@ -408,10 +414,11 @@ async def test_an_event_from_the_future_is_dead_lettered_and_later_ones_move_the
     assert letters.by_reason() == {"interactions/future_timestamp": 1}
     assert "occurred_at" in letters.entries[0]["error"]
     dump = await env.dump()
-    doc = orjson.loads(dump[f"u:{{i{part}}}:{user}"]["doc"])
-    assert doc["n"] == 4
-    assert (doc["s"]["plays"], doc["s"]["skips"], doc["s"]["streak"]) == (1, 3, 3)
-    assert doc["t"] == int(later[-1].occurred_at.timestamp() * 1000)
+    state = _stored_user(dump[f"us:{{i{part}}}:{user}"])
+    assert state.n == 4
+    s = state.session
+    assert (s["plays"], s["skips"], s["streak"]) == (1, 3, 3)
+    assert state.last_ms == int(later[-1].occurred_at.timestamp() * 1000)
     assert dump[f"dlq:{{i{part}}}"] == {"future_timestamp": "1"}
     assert f"bandit:{{i{part}}}" not in dump  # nothing credited to a made-up arm
 

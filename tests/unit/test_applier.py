@@ -15,6 +15,7 @@ from models.events import Play, RecContext, Skip
 from models.io.memory_store import MemoryStore
 from models.io.store import digest_of
 from models.keys import Keys
+from models.records import decode_user
 from models.state import FoldConfig, UserState
 from models.topics import INTERACTIONS, partition_for
 from streams.applier import Applier, Record
@@ -70,8 +71,8 @@ def _play(eid: str, user: str, minutes: int = 0, arm: str | None = None) -> Any:
 
 
 async def _user(store: MemoryStore, user: str) -> UserState:
-    [fields] = await store.read([ops.hgetall(Keys("enc", 0, P).user(user))])
-    return UserState.from_fields(fields)
+    [raw] = await store.read([ops.get(Keys("enc", 0, P).user(user))])
+    return decode_user(raw)
 
 
 async def test_applies_counts_offsets_and_skips_what_is_at_or_below_them() -> None:

@@ -149,16 +149,6 @@ def test_decay_halves_an_old_pull() -> None:
     assert s.vec[1] == pytest.approx(1.0)
 
 
-def test_state_round_trips_through_hash_fields() -> None:
-    s = _fold([_play(1, "a", 0), _skip(2, "b", 1)])
-    back = UserState.from_fields({k.encode(): v for k, v in s.to_fields().items()})
-    assert back.vec is not None
-    assert s.vec is not None
-    np.testing.assert_array_equal(back.vec, s.vec)
-    assert back.hist == s.hist
-    assert back.session == s.session
-
-
 def test_refold_rebuilds_the_vector_in_a_new_space() -> None:
     s = _fold([_play(1, "a", 0), _skip(2, "b", 60)])
     swapped = {"a": X["b"], "b": X["a"]}
