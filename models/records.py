@@ -54,6 +54,9 @@ class RecordError(ValueError):
 
 
 def _uv(out: bytearray, v: int) -> None:
+    if 0 <= v < 0x80:
+        out.append(v)
+        return
     if v < 0:
         raise RecordError(f"negative value {v} where an unsigned one belongs")
     while v >= 0x80:
@@ -140,15 +143,27 @@ def _history(out: bytearray, hist: list[list[Any]], last_ms: int) -> None:
     tracks: list[str] = []
     times: list[int] = []
     palette: dict[float, int] = {}
+    scaled: list[int] = []
     coded: dict[tuple[str, float], int] = {}
     codes = bytearray()
+    exact = True
+    zeros = set()
     for track, t, kind, w in hist:
         tracks.append(track)
         times.append(t)
+        if not w:
+            zeros.add(w.hex())  # 0.0 and -0.0 share a dict key: both kept only without one
         c = coded.get((kind, w))
         if c is None:
-            i = palette.setdefault(w, len(palette))
-            c = coded[(kind, w)] = _TYPE_CODE.get(kind, 7) << 5 | (i & 31)
+            if kind not in _TYPE_CODE:
+                raise RecordError(f"unknown event type {kind!r} in the history")
+            i = palette.get(w)
+            if i is None:
+                i = palette[w] = len(palette)
+                k = round(w * _SCALE)
+                scaled.append(k)
+                exact = exact and (k / _SCALE).hex() == w.hex()
+            c = coded[(kind, w)] = _TYPE_CODE[kind] << 5 | (i & 31)
         codes.append(c)
     _tracks(out, tracks)
     gaps = [last_ms - times[-1], *(times[i] - times[i - 1] for i in range(m - 1, 0, -1))]
@@ -161,16 +176,7 @@ def _history(out: bytearray, hist: list[list[Any]], last_ms: int) -> None:
         out += packed.reshape(m, 8)[:, :width].tobytes()
     else:
         out += struct.pack(f"<{m}q", *times)
-    if any(c >> 5 == 7 for c in coded.values()):
-        unknown = next(k for (k, _w), c in coded.items() if c >> 5 == 7)
-        raise RecordError(f"unknown event type {unknown!r} in the history")
-    scaled = [round(w * _SCALE) for w in palette]
-    exact = len(palette) <= _PALETTE_MAX and all(
-        (k / _SCALE).hex() == w.hex() for k, w in zip(scaled, palette, strict=True)
-    )
-    if exact and 0.0 in palette:  # 0.0 and -0.0 share a palette key: keep the sign
-        exact = len({h[3].hex() for h in hist if h[3] == 0.0}) == 1
-    if exact:
+    if exact and len(palette) <= _PALETTE_MAX and len(zeros) < 2:
         out.append(len(palette))
         for k in scaled:
             _zz(out, k)

@@ -177,12 +177,15 @@ def fold_batch(
     k-th events of all users are folded together with the same float32 operations
     :func:`fold_vector` uses, so results do not depend on how events were batched.
     """
-    depth = max((len(s) for s in steps), default=0)
+    by_depth = sorted(range(len(steps)), key=lambda i: -len(steps[i]))
+    depth = len(steps[by_depth[0]]) if steps else 0
+    active = len(by_depth)
     for k in range(depth):
+        while len(steps[by_depth[active - 1]]) <= k:
+            active -= 1  # users with fewer than k + 1 events are done
         fresh, later, earlier = [], [], []
-        for i, seq in enumerate(steps):
-            if k >= len(seq):
-                continue
+        for i in by_depth[:active]:
+            seq = steps[i]
             x, w, t = seq[k]
             st = states[i]
             if st.vec is None:
@@ -244,8 +247,11 @@ def _session(state: UserState, event: Any, t: int, cfg: FoldConfig) -> None:
 
 
 def _feedback(state: UserState, event: Any, t: int) -> None:
+    kind = event.type
+    if kind == "play" or kind == "skip":
+        return
     track = event.track_id
-    if event.type == "dislike":
+    if kind == "dislike":
         if event.artist:  # an artist block stands on its own (latest time kept)
             state.neg_artist_of[track] = max(t, state.neg_artist_of.get(track, t))
         if t >= state.liked.get(track, -1):
