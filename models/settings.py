@@ -88,10 +88,12 @@ class StreamSettings(BaseSettings):
         default=0.01, gt=0, description="Longest wait to fill a batch (adds to latency)."
     )
     apply_max_bytes: int = Field(
-        default=2 * 2**20,
+        default=16 * 2**20,
         ge=1_024,
         description="Most record bytes per atomic apply; a larger fetched batch is applied in "
-        "pieces (bounds worker memory).",
+        "pieces (bounds worker memory). Under a backlog a fetch holds many records and each "
+        "listener is written once per apply; at low load a batch is what arrived within "
+        "ENCORE_STREAM_BATCH_TIMEOUT_S.",
     )
     dedup_window: int = Field(
         default=200_000, ge=0, description="Event ids remembered per partition to drop resends."
