@@ -8,13 +8,10 @@ import time
 from collections import Counter
 from typing import Any
 
-import numpy as np
-import orjson
-
 from models import ops
 from models.io.store import StateStore
-from models.keys import Keys, generation_key
-from models.records import decode_user
+from models.keys import Keys, generation_key, lag_key
+from models.records import TRACK_FIELDS, decode_lag, decode_link_status, decode_track, decode_user
 from models.serving import CatalogTrack as CatalogTrack  # re-exported for the routes
 from models.state import UserState
 
@@ -131,7 +128,7 @@ class Reader:
         out: dict[str, str] = {}
         for p, values in zip(parts, rows, strict=True):
             for t, v in zip(by_part[p], values, strict=True):
-                out[t] = v.decode() if v else "unknown"
+                out[t] = decode_link_status(v)
         return out
 
     async def link_health(self, keys: Keys, track: str) -> dict[str, str]:
@@ -141,22 +138,12 @@ class Reader:
 
     async def catalog(self, keys: Keys, tracks: list[str]) -> dict[str, CatalogTrack]:
         """Catalog entries (metadata and content vectors) of the tracks that have one."""
-        fields = ("meta", "text", "cf", "content_model", "valence", "arousal", "updated_ms")
-        rows = await self.store.read([ops.hmget(keys.track(t), *fields) for t in tracks])
+        rows = await self.store.read([ops.hmget(keys.track(t), *TRACK_FIELDS) for t in tracks])
         out = {}
-        for t, (meta, text, cf, cmodel, val, aro, updated) in zip(tracks, rows, strict=True):
-            if not meta:
-                continue
-            out[t] = CatalogTrack(
-                t,
-                orjson.loads(meta),
-                np.frombuffer(text, dtype="<f4") if text else None,
-                np.frombuffer(cf, dtype="<f4") if cf else None,
-                cmodel.decode() if cmodel else "",
-                float(val) if val else None,
-                float(aro) if aro else None,
-                int(updated or 0),
-            )
+        for t, values in zip(tracks, rows, strict=True):
+            track = decode_track(t, values)
+            if track is not None:
+                out[t] = track
         return out
 
     async def lag(self) -> dict[str, int]:
@@ -164,8 +151,8 @@ class Reader:
         client = getattr(self.store, "client", None)
         if client is None:
             return {}
-        raw = await client.hgetall(f"{self.prefix}:lag")
-        return {k.decode(): int(v.split(b":")[0]) for k, v in raw.items()}
+        raw = await client.hgetall(lag_key(self.prefix))
+        return {k.decode(): decode_lag(v) for k, v in raw.items()}
 
 
 async def bounded(coro: Any, timeout_s: float) -> Any:

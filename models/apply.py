@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
 from models import ops
 from models.bandit import REWARD_SCALE, reward
@@ -22,7 +21,7 @@ from models.events import NewTrack
 from models.keys import Keys
 from models.linkhealth import LinkHealth, next_link_health
 from models.ops import Write
-from models.records import encode_user
+from models.records import encode_link, encode_track, encode_user, link_status_value
 from models.state import (
     FoldConfig,
     ItemInfo,
@@ -128,10 +127,10 @@ def plan_links(
     for e in events:
         state = next_link_health(states.get(e.track_id, LinkHealth()), e, dead_after=dead_after)
         states[e.track_id] = touched[e.track_id] = state
-    writes = [ops.hset(keys.link(t), s.to_fields()) for t, s in touched.items()]
+    writes = [ops.hset(keys.link(t), encode_link(s)) for t, s in touched.items()]
     status: dict[int, dict[str, Any]] = {}
     for t, s in touched.items():
-        status.setdefault(keys.track_partition(t), {})[t] = s.to_fields()["status"]
+        status.setdefault(keys.track_partition(t), {})[t] = link_status_value(s)
     writes += [ops.hset(keys.link_status(p), m) for p, m in sorted(status.items())]
     return writes
 
@@ -179,15 +178,16 @@ def plan_tracks(
             fresh[e.track_id] = float(t)
         known[e.track_id] = t
         c = content.get(e.track_id, ContentVectors())
-        fields: dict[str, Any] = {
-            "meta": orjson.dumps(track_doc(e)),
-            "updated_ms": t,
-            "content_model": c.model,
-        }
-        for name, vec in (("text", c.text), ("cf", c.collab), ("audio", c.audio)):
-            fields[name] = b"" if vec is None else vec.astype("<f4").tobytes()
-        fields["valence"] = "" if c.valence is None else f"{c.valence:.4f}"
-        fields["arousal"] = "" if c.arousal is None else f"{c.arousal:.4f}"
+        fields = encode_track(
+            track_doc(e),
+            t,
+            model=c.model,
+            text=c.text,
+            cf=c.collab,
+            audio=c.audio,
+            valence=c.valence,
+            arousal=c.arousal,
+        )
         writes.append(ops.hset(keys.track(e.track_id), fields))
     if fresh:
         writes.append(ops.zadd(keys.fresh(partition), fresh))

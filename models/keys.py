@@ -11,6 +11,7 @@ key                        type    holds
 =========================  ======  =====================================================
 ``gen``                    string  active generation (no tag; read by everyone)
 ``ope``                    string  latest ``encore ope`` result, JSON (no tag, no generation)
+``lag``                    hash    consumer lag per ``topic:partition`` (no tag, no generation)
 ``off:{tag}``              string  last applied offset of the partition
 ``dedup:{tag}``            zset    recent event ids (score: arrival sequence)
 ``dlq:{tag}``              hash    dead-lettered count per reason
@@ -102,6 +103,12 @@ class Keys:
 def generation_key(prefix: str) -> str:
     """The pointer to the active generation."""
     return f"{prefix}:gen"
+
+
+def lag_key(prefix: str) -> str:
+    """Consumer lag per ``topic:partition`` as the workers last reported it (no tag, no
+    generation: lag is about the topics, not a state generation)."""
+    return f"{prefix}:lag"
 
 
 def ope_key(prefix: str) -> str:

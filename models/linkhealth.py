@@ -16,8 +16,7 @@ States: UNKNOWN (never checked, or only transient failures), VALID, DEAD, MOVED
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from models.events import LinkCheck, LinkStatus, PlaybackFailure
 
@@ -40,38 +39,6 @@ class LinkHealth:
     last_ok_ms: int = 0
     last_failure_ms: int = 0
     changed_ms: int = 0
-
-    def to_fields(self) -> dict[str, str]:
-        """Redis hash fields (absent values as empty strings)."""
-        return {k: "" if v is None else str(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes]) -> LinkHealth:
-        """Inverse of :meth:`to_fields`; an empty hash is UNKNOWN."""
-        if not fields:
-            return cls()
-        raw = {k.decode(): v.decode() for k, v in fields.items()}
-        ints = {
-            "checks",
-            "failures",
-            "streak",
-            "last_checked_ms",
-            "last_ok_ms",
-            "last_failure_ms",
-            "changed_ms",
-        }
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            v = raw.get(name, "")
-            if name in ints:
-                values[name] = int(v or 0)
-            elif name == "http_code":
-                values[name] = int(v) if v else None
-            elif name == "status":
-                values[name] = v or LinkStatus.UNKNOWN.value
-            else:
-                values[name] = v or None
-        return cls(**values)
 
 
 def next_link_health(

@@ -1,12 +1,28 @@
-"""Stored records: how a value is laid out in Redis, next to the key it lives under.
+"""Stored records: how each value is laid out in Redis, in one place.
 
-A listener's state is one Redis string (``Keys.user``) in a compact binary form,
-:func:`encode_user` / :func:`decode_user`. One listener with 20 events and a
-64-d taste vector takes about 450 bytes, of which 256 are the vector; the JSON
-form it replaces took about 1,200. Readers and writers both go through this
-module, so the layout is decided once.
+Writers (the pure planners of :mod:`models.apply`, the stream worker) and
+readers (the API, the prober, tools) encode and decode every record here, next
+to each other, so a layout is decided once. The keys are in :mod:`models.keys`.
 
-Layout (version 1, little-endian; ``v`` an unsigned LEB128 varint, ``z`` a
+=====================  =======  ================================================
+key                    type     codec
+=====================  =======  ================================================
+``Keys.user``          string   :func:`encode_user` / :func:`decode_user`
+``Keys.track``         hash     :func:`encode_track` / :func:`decode_track`
+``Keys.link``          hash     :func:`encode_link` / :func:`decode_link`
+``Keys.link_status``   hash     track -> :func:`link_status_value` /
+                                :func:`decode_link_status`
+``lag_key``            hash     ``topic:partition`` -> :func:`encode_lag` /
+                                :func:`decode_lag`
+``Keys.offset``        string   the applied offset as decimal text (the store's
+                                ``get_int`` and the atomic commit)
+=====================  =======  ================================================
+
+A listener's state is one Redis string in a compact binary form. One listener
+with 20 events and a 64-d taste vector takes about 500 bytes, of which 256 are
+the vector; the JSON hash it replaces took about 1,200.
+
+User state layout (version 1, little-endian; ``v`` an unsigned LEB128 varint, ``z`` a
 zigzag varint, ``s`` a varint length then UTF-8 bytes)::
 
     B   version (1)
@@ -32,10 +48,15 @@ state stay byte-equal.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
+from models.events import LinkStatus
+from models.linkhealth import LinkHealth
+from models.serving import CatalogTrack
 from models.state import UserState
 
 VERSION = 1
@@ -302,3 +323,114 @@ def decode_user(raw: bytes | None) -> UserState:
         n=n,
         last_ms=last,
     )
+
+
+# -- catalog track ---------------------------------------------------------------
+
+TRACK_FIELDS = ("meta", "text", "cf", "content_model", "valence", "arousal", "updated_ms")
+
+
+def encode_track(
+    doc: dict[str, Any],
+    updated_ms: int,
+    *,
+    model: str = "",
+    text: np.ndarray | None = None,
+    cf: np.ndarray | None = None,
+    audio: np.ndarray | None = None,
+    valence: float | None = None,
+    arousal: float | None = None,
+) -> dict[str, Any]:
+    """Hash fields of a catalog track: its metadata (JSON), the time of the event that
+    set it, and its content vectors (float32 bytes; empty when absent)."""
+    fields: dict[str, Any] = {
+        "meta": orjson.dumps(doc),
+        "updated_ms": updated_ms,
+        "content_model": model,
+    }
+    for name, vec in (("text", text), ("cf", cf), ("audio", audio)):
+        fields[name] = b"" if vec is None else np.asarray(vec, dtype="<f4").tobytes()
+    fields["valence"] = "" if valence is None else f"{valence:.4f}"
+    fields["arousal"] = "" if arousal is None else f"{arousal:.4f}"
+    return fields
+
+
+def decode_track(track_id: str, values: Sequence[bytes | None]) -> CatalogTrack | None:
+    """A catalog track from the values of :data:`TRACK_FIELDS` (HMGET order); None when
+    the track has no metadata stored."""
+    meta, text, cf, model, valence, arousal, updated = values
+    if not meta:
+        return None
+    return CatalogTrack(
+        track_id,
+        orjson.loads(meta),
+        np.frombuffer(text, dtype="<f4") if text else None,
+        np.frombuffer(cf, dtype="<f4") if cf else None,
+        model.decode() if model else "",
+        float(valence) if valence else None,
+        float(arousal) if arousal else None,
+        int(updated or 0),
+    )
+
+
+def decode_updated_ms(value: bytes | None) -> int | None:
+    """The ``updated_ms`` field of a catalog track (None: no metadata stored yet)."""
+    return int(value) if value else None
+
+
+# -- link health -------------------------------------------------------------------
+
+_LINK_INTS = frozenset(
+    {"checks", "failures", "streak", "last_checked_ms", "last_ok_ms", "last_failure_ms"}
+    | {"changed_ms"}
+)
+
+
+def encode_link(state: LinkHealth) -> dict[str, str]:
+    """Hash fields of a link-health state (absent values as empty strings)."""
+    return {
+        name: "" if (v := getattr(state, name)) is None else str(v)
+        for name in LinkHealth.__dataclass_fields__
+    }
+
+
+def decode_link(fields: dict[bytes, bytes]) -> LinkHealth:
+    """Inverse of :func:`encode_link`; an empty hash is UNKNOWN."""
+    if not fields:
+        return LinkHealth()
+    raw = {k.decode(): v.decode() for k, v in fields.items()}
+    values: dict[str, Any] = {}
+    for name in LinkHealth.__dataclass_fields__:
+        v = raw.get(name, "")
+        if name in _LINK_INTS:
+            values[name] = int(v or 0)
+        elif name == "http_code":
+            values[name] = int(v) if v else None
+        elif name == "status":
+            values[name] = v or LinkStatus.UNKNOWN.value
+        else:
+            values[name] = v or None
+    return LinkHealth(**values)
+
+
+def link_status_value(state: LinkHealth) -> str:
+    """A track's entry in its partition's link-status hash."""
+    return state.status
+
+
+def decode_link_status(value: bytes | None) -> str:
+    """Inverse of :func:`link_status_value`; a track never checked is ``unknown``."""
+    return value.decode() if value else LinkStatus.UNKNOWN.value
+
+
+# -- consumer lag ----------------------------------------------------------------------
+
+
+def encode_lag(lag: int, at_ms: int) -> str:
+    """A partition's lag as a worker reports it, with the time of the report."""
+    return f"{lag}:{at_ms}"
+
+
+def decode_lag(value: bytes) -> int:
+    """The lag of a :func:`encode_lag` value."""
+    return int(value.split(b":")[0])

@@ -36,8 +36,7 @@ from models.events import event_to_dict
 from models.fastcodec import as_model, decode_record
 from models.io.store import StateStore
 from models.keys import Keys
-from models.linkhealth import LinkHealth
-from models.records import decode_user
+from models.records import decode_link, decode_updated_ms, decode_user
 from models.state import FoldConfig, ItemInfo, UserState
 from models.topics import INTERACTIONS, LINK_HEALTH, TOPIC_OF_TYPE, TRACKS, partition_for
 from streams import metrics
@@ -298,12 +297,13 @@ class Applier:
         if topic == LINK_HEALTH:
             tracks = list(dict.fromkeys(e.track_id for e in batch))
             rows = await self.store.read([ops.hgetall(keys.link(t)) for t in tracks])
-            links = {t: LinkHealth.from_fields(f) for t, f in zip(tracks, rows, strict=True)}
+            links = {t: decode_link(f) for t, f in zip(tracks, rows, strict=True)}
             return plan_links(keys, batch, links)
         if topic == TRACKS:
             tracks = list(dict.fromkeys(e.track_id for e in batch))
             rows = await self.store.read([ops.hmget(keys.track(t), "updated_ms") for t in tracks])
-            known = {t: int(r[0]) for t, r in zip(tracks, rows, strict=True) if r[0]}
+            stored = {t: decode_updated_ms(r[0]) for t, r in zip(tracks, rows, strict=True)}
+            known = {t: ms for t, ms in stored.items() if ms is not None}
             todo = [e for e in batch if e.occurred_ms >= known.get(e.track_id, -1)]
             content = await self.content(todo) if self.content and todo else {}
             return plan_tracks(keys, partition, batch, known, content)

@@ -41,7 +41,8 @@ from redis.exceptions import RedisError
 
 from models.codec import Rejected, dlq_record
 from models.io.producer import BrokerUnavailable, EventProducer
-from models.keys import Keys
+from models.keys import lag_key
+from models.records import encode_lag
 from models.settings import Settings
 from models.topics import SOURCE_TOPICS, dlq_topic
 from streams import metrics
@@ -294,9 +295,9 @@ class Worker:
                 applied = await self.store.get_int(keys.offset(tp.topic, tp.partition), -1)
                 lag = max(0, int(high) - (applied + 1))
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(lag)
-                lags[f"{tp.topic}:{tp.partition}"] = f"{lag}:{int(time.time() * 1000)}"
+                lags[f"{tp.topic}:{tp.partition}"] = encode_lag(lag, int(time.time() * 1000))
             if lags:
-                await self.redis.hset(lag_key(keys), mapping=lags)
+                await self.redis.hset(lag_key(keys.prefix), mapping=lags)
         except (RedisError, OSError) as exc:
             log.warning("lag report skipped: %s", exc)
 
@@ -321,11 +322,6 @@ def pieces(records: list[Record], max_bytes: int) -> list[list[Record]]:
 def _millis(timestamp_s: float | None) -> int | None:
     """Faust's record time (seconds, a float) as the broker's milliseconds."""
     return None if timestamp_s is None else round(timestamp_s * 1000)
-
-
-def lag_key(keys: Keys) -> str:
-    """Hash of ``topic:partition -> lag:reported_ms`` written by workers."""
-    return f"{keys.prefix}:lag"
 
 
 class _Worker(faust.Worker):

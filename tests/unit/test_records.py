@@ -10,7 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import Dislike, Like, Play, Skip
-from models.records import TYPES, RecordError, decode_user, encode_user
+from models.records import (
+    TRACK_FIELDS,
+    TYPES,
+    RecordError,
+    decode_lag,
+    decode_link_status,
+    decode_track,
+    decode_updated_ms,
+    decode_user,
+    encode_lag,
+    encode_track,
+    encode_user,
+)
 from models.state import FoldConfig, ItemInfo, UserState, apply_interaction
 from tests.samples import T0
 
@@ -137,3 +149,31 @@ def test_an_unknown_event_type_cannot_be_stored() -> None:
     state = UserState(hist=[["t", 5, "wave", 1.0]], n=1, last_ms=5)
     with pytest.raises(RecordError, match="wave"):
         encode_user(state)
+
+
+def test_a_catalog_track_round_trips_through_its_hash_fields() -> None:
+    text = np.arange(4, dtype=np.float32) / 7
+    fields = encode_track(
+        {"title": "Rain", "artist": "A"}, 1_700, model="c1", text=text, valence=0.25
+    )
+    stored = {k: v if isinstance(v, bytes) else str(v).encode() for k, v in fields.items()}
+    back = decode_track("t1", [stored.get(f) for f in TRACK_FIELDS])
+    assert back is not None
+    assert (back.track_id, back.meta, back.cf_model, back.updated_ms) == (
+        "t1",
+        {"title": "Rain", "artist": "A"},
+        "c1",
+        1_700,
+    )
+    assert back.text is not None
+    np.testing.assert_array_equal(back.text, text)
+    assert (back.cf, back.valence, back.arousal) == (None, 0.25, None)
+    assert decode_updated_ms(stored["updated_ms"]) == 1_700
+    assert decode_track("t2", [None] * len(TRACK_FIELDS)) is None
+    assert decode_updated_ms(None) is None
+
+
+def test_lag_and_link_status_values() -> None:
+    assert decode_lag(encode_lag(42, 1_700).encode()) == 42
+    assert decode_link_status(None) == "unknown"
+    assert decode_link_status(b"dead") == "dead"

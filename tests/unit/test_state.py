@@ -11,6 +11,7 @@ import pytest
 from models.bandit import ARMS, Posterior, posteriors, reward, thompson
 from models.events import Dislike, Like, LinkCheck, LinkStatus, Play, PlaybackFailure, Skip
 from models.linkhealth import LinkHealth, next_link_health
+from models.records import decode_link, encode_link
 from models.state import (
     FoldConfig,
     ItemInfo,
@@ -199,7 +200,8 @@ def test_link_state_machine_dies_moves_and_recovers() -> None:
     )
     s = next_link_health(s, fail)
     assert s.status == "requires_auth"
-    assert LinkHealth.from_fields({k.encode(): v.encode() for k, v in s.to_fields().items()}) == s
+    assert decode_link({k.encode(): v.encode() for k, v in encode_link(s).items()}) == s
+    assert decode_link({}) == LinkHealth()
 
 
 def test_late_failure_cannot_undo_a_newer_success() -> None:
