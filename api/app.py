@@ -106,7 +106,11 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         res = resources or build_resources(settings)
         app.state.resources = res
         watcher = BundleWatcher(
-            res, Path(settings.artifacts.root), settings.artifacts.keep_versions
+            res,
+            Path(settings.artifacts.root),
+            settings.artifacts.keep_versions,
+            retry_s=settings.artifacts.watch_interval_s,
+            retry_max_s=settings.artifacts.retry_max_s,
         )
         await watcher.check()
         tasks = [

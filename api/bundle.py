@@ -5,7 +5,8 @@ use it to the end, so a swap never changes what an in-flight request sees. The
 :class:`BundleWatcher` polls the artifact pointers, loads a newer version off the
 event loop, validates it (shapes, ids, a smoke query that must find an item as
 its own nearest neighbour), and only then swaps the reference; on any failure
-the old version stays and the failure is counted.
+the old version stays, the failure is counted and shown, and that version is
+tried again only after a backoff (the policy of :mod:`models.io.watcher`).
 
 Arrays that are only read are memory-mapped (``.npy`` with ``mmap_mode="r"``, FAISS
 indices with flat codes mapped in place), so several API processes serving the
@@ -16,8 +17,6 @@ built from them) stay private to each process.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ import numpy as np
 from api import metrics
 from models import fingerprint as fp
 from models.bandit import Policy
-from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
+from models.io.artifacts import Artifact, ArtifactError, ArtifactStore, without_paths
 from models.io.queryspace import load_query_space
+from models.io.watcher import ArtifactWatcher, Failure
 from models.serving import (
     Bundle,
     Collab,
@@ -45,11 +45,18 @@ from models.serving import (
     unit,
 )
 
-log = logging.getLogger(__name__)
 KINDS = ("als", "lightgcn", "hybrid", "content", "fingerprint", "policy")
 FIELD = {"als": "collab"}
 """Bundle field of an artifact kind, where the names differ."""
-__all__ = ["Bundle", "BundleWatcher", "Collab", "Content", "Fingerprints", "mips_augment"]
+__all__ = [
+    "Bundle",
+    "BundleWatcher",
+    "Collab",
+    "Content",
+    "Fingerprints",
+    "mips_augment",
+    "without_paths",
+]
 
 
 def _index(art: Artifact, name: str, vectors: np.ndarray) -> Any:
@@ -207,75 +214,60 @@ LOADERS = {
 }
 
 
-def without_paths(text: str, root: Path) -> str:
-    """An error text with the artifact store's location replaced by ``<artifacts>`` (the
-    status route shows it; the log keeps the whole text)."""
-    for form in sorted({str(root.resolve()), str(root)}, key=len, reverse=True):
-        if form and form != ".":
-            text = text.replace(form, "<artifacts>")
-    return text
-
-
 class BundleWatcher:
-    """Keeps ``holder.bundle`` on the newest loadable artifact versions."""
+    """Keeps ``holder.bundle`` on the newest loadable artifact versions, by the policy of
+    :class:`models.io.watcher.ArtifactWatcher`; a refused version is counted and shown in
+    ``bundle.failures`` (store paths hidden)."""
 
-    def __init__(self, holder: Any, root: Path, keep: int = 3) -> None:
+    def __init__(
+        self,
+        holder: Any,
+        root: Path,
+        keep: int = 3,
+        *,
+        retry_s: float = 2.0,
+        retry_max_s: float = 300.0,
+    ) -> None:
         self.holder = holder
         self.store = ArtifactStore(root, keep)
-        self.failed: dict[str, str] = {}
+        self.watcher = ArtifactWatcher(
+            self.store,
+            {kind: LOADERS[kind] for kind in KINDS},
+            self._served,
+            self._swap,
+            on_failure=self._refused,
+            retry_s=retry_s,
+            retry_max_s=retry_max_s,
+        )
 
-    def _load(self, kind: str, version: str) -> Any:
-        art = self.store.load(kind, version)
-        return LOADERS[kind](art) if kind in LOADERS else art
+    @property
+    def failed(self) -> dict[str, str]:
+        """The refused version per kind."""
+        return {kind: f.version for kind, f in self.watcher.failures.items()}
 
-    def _newest_loadable(self, kind: str, bad: str) -> Any:
-        """The newest older version of a kind that loads, or None."""
-        for version in reversed(self.store.versions(kind)):
-            if version >= bad:
-                continue
-            try:
-                part = self._load(kind, version)
-            except (ArtifactError, OSError, ValueError, KeyError, RuntimeError):
-                continue
-            log.warning("serving older %s %s until a good version is published", kind, version)
-            return part
-        return None
+    def _served(self, kind: str) -> str | None:
+        bundle: Bundle = self.holder.bundle
+        return bundle.versions()[kind]
+
+    def _swap(self, kind: str, version: str, part: Any) -> None:
+        bundle: Bundle = self.holder.bundle
+        failures = bundle.failures
+        if kind in failures and kind not in self.watcher.failures:  # that version loads now
+            failures = {k: v for k, v in failures.items() if k != kind}
+        # one reference swap per kind
+        self.holder.bundle = replace(bundle, failures=failures, **{FIELD.get(kind, kind): part})
+        metrics.ARTIFACT_VERSION.labels(kind, version).set(1)
+
+    def _refused(self, kind: str, failure: Failure) -> None:
+        if failure.attempts == 1:
+            metrics.ARTIFACT_FAILURES.labels(kind).inc()
+        bundle: Bundle = self.holder.bundle
+        self.holder.bundle = replace(bundle, failures={**bundle.failures, kind: str(failure)})
 
     async def check(self) -> list[str]:
-        """Load and swap in every kind whose published version changed."""
-        bundle: Bundle = self.holder.bundle
-        current = bundle.versions()
-        swapped = []
-        for kind in KINDS:
-            version = self.store.current_version(kind)
-            if version is None or version == current[kind] or self.failed.get(kind) == version:
-                continue
-            try:
-                part = await asyncio.to_thread(self._load, kind, version)
-            except (ArtifactError, OSError, ValueError, KeyError, RuntimeError) as exc:
-                self.failed[kind] = version
-                metrics.ARTIFACT_FAILURES.labels(kind).inc()
-                log.error("keeping %s %s: %s", kind, current[kind], exc)
-                failure = f"{version}: {without_paths(str(exc), self.store.root)}"
-                bundle = replace(bundle, failures={**bundle.failures, kind: failure})
-                part = None
-                if current[kind] is None:  # nothing served yet: fall back to an older version
-                    part = await asyncio.to_thread(self._newest_loadable, kind, version)
-                if part is None:
-                    self.holder.bundle = bundle
-                    continue
-            bundle = replace(bundle, **{FIELD.get(kind, kind): part})
-            self.holder.bundle = bundle  # one reference swap per kind
-            metrics.ARTIFACT_VERSION.labels(kind, version).set(1)
-            swapped.append(kind)
-            log.info("serving %s %s", kind, version)
-        return swapped
+        """Load and swap in every kind whose published version changed (and is due)."""
+        return await self.watcher.check()
 
     async def run(self, interval_s: float) -> None:
         """Poll forever."""
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                log.exception("artifact watcher error")
-            await asyncio.sleep(interval_s)
+        await self.watcher.run(interval_s)

@@ -215,6 +215,13 @@ class ArtifactSettings(BaseSettings):
     root: Path = Field(default=Path("var/artifacts"), description="Artifact store directory.")
     keep_versions: int = Field(default=3, ge=1, description="Versions kept per kind.")
     watch_interval_s: float = Field(default=2.0, gt=0, description="Manifest poll interval.")
+    retry_max_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest wait before a refused artifact version is loaded again; the wait "
+        "starts at twice the poll interval and doubles with each failure. A newly published "
+        "version is tried at once.",
+    )
 
 
 class AudioSettings(BaseSettings):

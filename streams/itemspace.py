@@ -4,18 +4,19 @@ It is the item factors of the published collaborative model (artifact kind from
 ``ENCORE_STREAM_SPACE_KIND``, default ``als``): ``item_ids.json`` and
 ``item_factors.npy``, rows L2-normalised here. A watcher polls the artifact
 pointer and swaps in a newer version once it has loaded and checked it; on any
-failure the current space stays.
+failure the current space stays (the one policy of :mod:`models.io.watcher`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from models.io.artifacts import ArtifactError, ArtifactStore
+from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
+from models.io.watcher import ArtifactWatcher
 from streams import metrics
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,8 @@ class ItemSpace:
         return None if n == 0 else (v / n).astype(np.float32)
 
 
-def load_space(root: Path, kind: str, version: str | None = None) -> ItemSpace:
-    """Load and check the item space of an artifact version."""
-    art = ArtifactStore(root).load(kind, version)
+def space_of(art: Artifact) -> ItemSpace:
+    """The checked item space of a verified artifact version."""
     ids = art.json("item_ids.json")
     vectors = art.array("item_factors.npy")
     artists = (
@@ -69,44 +69,53 @@ def load_space(root: Path, kind: str, version: str | None = None) -> ItemSpace:
     )
     space = ItemSpace(art.version, ids, vectors, artists)
     if not np.isfinite(space.vectors).all():
-        raise ArtifactError(f"{kind}/{art.version}: non-finite item factors")
+        raise ArtifactError(f"{art.kind}/{art.version}: non-finite item factors")
     return space
 
 
-class SpaceWatcher:
-    """Keeps ``lookup.space`` on the newest loadable version of the item space."""
+def load_space(root: Path, kind: str, version: str | None = None) -> ItemSpace:
+    """Load and check the item space of an artifact version."""
+    return space_of(ArtifactStore(root).load(kind, version))
 
-    def __init__(self, lookup: object, root: Path, kind: str, interval_s: float) -> None:
+
+class SpaceWatcher:
+    """Keeps ``lookup.space`` on the newest loadable version of the item space, by the
+    policy of :class:`models.io.watcher.ArtifactWatcher` (backoff from ``interval_s``)."""
+
+    def __init__(
+        self,
+        lookup: Any,
+        root: Path,
+        kind: str,
+        interval_s: float,
+        *,
+        retry_max_s: float = 300.0,
+    ) -> None:
         self.lookup = lookup
-        self.store = ArtifactStore(root)
-        self.root = root
         self.kind = kind
         self.interval_s = interval_s
-        self.failed: set[str] = set()
+        self.watcher = ArtifactWatcher(
+            ArtifactStore(root),
+            {kind: space_of},
+            self._served,
+            self._swap,
+            retry_s=interval_s,
+            retry_max_s=retry_max_s,
+        )
+
+    def _served(self, kind: str) -> str | None:
+        space = getattr(self.lookup, "space", None)
+        return None if space is None else str(space.version)
+
+    def _swap(self, kind: str, version: str, space: ItemSpace) -> None:
+        self.lookup.space = space
+        metrics.ITEM_SPACE.labels(version).set(1)
+        log.info("item space %s/%s has %d items", kind, version, len(space.row))
 
     async def check(self) -> bool:
-        """Swap to a newer published version if there is one; returns whether it swapped."""
-        version = self.store.current_version(self.kind)
-        current = getattr(self.lookup, "space", None)
-        if (
-            version is None
-            or version in self.failed
-            or (current is not None and current.version == version)
-        ):
-            return False
-        try:
-            space = await asyncio.to_thread(load_space, self.root, self.kind, version)
-        except (ArtifactError, OSError, ValueError) as exc:
-            log.error("keeping item space %s: %s", getattr(current, "version", None), exc)
-            self.failed.add(version)
-            return False
-        self.lookup.space = space  # type: ignore[attr-defined]
-        metrics.ITEM_SPACE.labels(space.version).set(1)
-        log.info("item space %s/%s loaded (%d items)", self.kind, version, len(space.row))
-        return True
+        """Swap to a newer published version if one is due; returns whether it swapped."""
+        return bool(await self.watcher.check())
 
     async def run(self) -> None:
         """Poll forever."""
-        while True:
-            await self.check()
-            await asyncio.sleep(self.interval_s)
+        await self.watcher.run(self.interval_s)

@@ -115,7 +115,11 @@ class Worker:
         self.items = ItemLookup()
         root = Path(settings.artifacts.root)
         self.watcher = SpaceWatcher(
-            self.items, root, s.space_kind, settings.artifacts.watch_interval_s
+            self.items,
+            root,
+            s.space_kind,
+            settings.artifacts.watch_interval_s,
+            retry_max_s=settings.artifacts.retry_max_s,
         )
         content = ContentEncoder(root) if s.embed_text else None
         self.applier = build_applier(settings, self.store, self.dead_letter, self.items, content)

@@ -182,6 +182,15 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def without_paths(text: str, root: Path) -> str:
+    """An error text with the store's location replaced by ``<artifacts>`` (status routes
+    show it; the log keeps the whole text)."""
+    for form in sorted({str(root.resolve()), str(root)}, key=len, reverse=True):
+        if form and form != ".":
+            text = text.replace(form, "<artifacts>")
+    return text
+
+
 def save_array(path: Path, name: str, array: np.ndarray) -> None:
     """Write one array as ``<name>.npy`` (no pickle)."""
     np.save(path / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
