@@ -1,9 +1,9 @@
 """Snapshot the event log into Parquet, then train from the snapshot.
 
 Training reads the ``tracks`` and ``interactions`` topics from the earliest
-offset with a plain aiokafka consumer (no group, nothing committed, so the
-live workers are untouched), up to the high watermark each partition had when
-the read began, decodes records exactly as the workers do
+offset with :class:`models.io.kafka_read.PartitionReader` (no group, nothing
+committed, so the live workers are untouched), up to the high watermark each
+partition had when the read began, decodes records exactly as the workers do
 (:func:`models.codec.decode_record`, events from the future measured from each
 record's broker time; what the workers would dead-letter is counted and
 skipped) and writes two Parquet files plus ``meta.json`` with the
@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,6 +35,9 @@ from batch.data import (
 from models.codec import Decoded, decode_record, not_after_ms
 from models.topics import INTERACTIONS, TRACKS
 
+if TYPE_CHECKING:
+    from models.io.kafka_read import PartitionReader
+
 META = "meta.json"
 Progress = Callable[[str, int, int], None]
 """Called as (topic, records read, records to read)."""
@@ -45,7 +48,7 @@ Decoder = Callable[..., Decoded]
 
 
 async def _read_topic(
-    consumer: Any,
+    reader: PartitionReader,
     topic: str,
     partitions: int,
     max_bytes: int,
@@ -54,44 +57,24 @@ async def _read_topic(
     keep: Callable[[Any], bool] | None = None,
     max_skew_ms: int | None = None,
 ) -> tuple[list[Any], dict[int, int], int]:
-    from aiokafka import TopicPartition
-
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    targets: dict[Any, int] = {}
     ends = dict.fromkeys(range(partitions), 0)
     events: list[Any] = []
-    rejected = idle = read = 0
-    while True:
-        batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-        for tp in tps:
-            high = consumer.highwater(tp)
-            if high is not None and tp not in targets:
-                targets[tp] = high
-        for tp, msgs in batch.items():
-            for m in msgs:
-                if tp in targets and m.offset >= targets[tp]:
-                    continue  # arrived after the snapshot began
-                if max_skew_ms is None:
-                    decoded = decode(m.value, max_bytes=max_bytes)
-                else:
-                    limit = not_after_ms(m.timestamp, int(time.time() * 1000), max_skew_ms)
-                    decoded = decode(m.value, max_bytes=max_bytes, not_after_ms=limit)
-                events.extend(
-                    decoded.events if keep is None else [e for e in decoded.events if keep(e)]
-                )
-                rejected += len(decoded.rejected)
-                ends[tp.partition] = m.offset + 1
-                read += 1
-        if progress is not None and len(targets) == len(tps):
-            progress(topic, read, sum(targets.values()))
-        done = len(targets) == len(tps)
-        for tp in tps:
-            done = done and await consumer.position(tp) >= targets[tp]
-        idle = 0 if batch else idle + 1
-        if done or idle > 20:
-            break
+    rejected = read = 0
+    async for batch in reader.read(topic, range(partitions)):
+        for m in batch.records:
+            if max_skew_ms is None:
+                decoded = decode(m.value, max_bytes=max_bytes)
+            else:
+                limit = not_after_ms(m.timestamp, int(time.time() * 1000), max_skew_ms)
+                decoded = decode(m.value, max_bytes=max_bytes, not_after_ms=limit)
+            events.extend(
+                decoded.events if keep is None else [e for e in decoded.events if keep(e)]
+            )
+            rejected += len(decoded.rejected)
+        ends[batch.partition] = batch.records[-1].offset + 1
+        read += len(batch.records)
+        if progress is not None and batch.total is not None:
+            progress(topic, read, batch.total)
     return events, ends, rejected
 
 
@@ -112,26 +95,15 @@ async def read_topics(
     With ``max_skew_ms`` (decoders that take ``not_after_ms``), events dated more
     than that after their record's broker time are counted as not decoded.
     """
-    from aiokafka import AIOKafkaConsumer
+    from models.io.kafka_read import PartitionReader
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
+    async with PartitionReader(bootstrap) as reader:
         return {
             topic: await _read_topic(
-                consumer, topic, partitions, max_bytes, progress, decode, keep, max_skew_ms
+                reader, topic, partitions, max_bytes, progress, decode, keep, max_skew_ms
             )
             for topic, decode in decoders.items()
         }
-    finally:
-        await consumer.stop()
 
 
 async def snapshot_topics(

@@ -1,7 +1,8 @@
 """Rebuild all state from the topics into a shadow keyspace, then cut readers over.
 
-The replay reads every partition with a plain aiokafka consumer (no group, no
-Faust per-event machinery), in large batches, and applies them with the same
+The replay reads every partition with
+:class:`models.io.kafka_read.PartitionReader` (no group, no Faust per-event
+machinery), in large batches, and applies them with the same
 :class:`streams.applier.Applier` (so the same pure update functions) into
 generation ``g+1`` while the live workers keep writing generation ``g``. Topics
 are replayed in dependency order (catalog, link health, interactions). When every
@@ -24,8 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from models.io.kafka_read import PartitionReader
 from models.io.store import StateStore, digest_of
 from models.keys import Keys, generation_key
 from models.topics import SOURCE_TOPICS
@@ -87,25 +87,13 @@ async def replay_partitions(
     progress: Progress | None = None,
 ) -> None:
     """Apply every record of the given partitions (default all) into ``keys``' generation."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=batch_records,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
     parts = partitions if partitions is not None else list(range(applier.partitions))
     started = time.perf_counter()
-    await consumer.start()
-    try:
+    async with PartitionReader(bootstrap, max_records=batch_records) as reader:
         for topic in SOURCE_TOPICS:
             report.per_topic[topic] = report.per_topic.get(topic, 0) + await _replay_topic(
-                consumer, applier, keys, topic, parts, from_ms, batch_records, report, progress
+                reader, applier, keys, topic, parts, from_ms, report, progress
             )
-    finally:
-        await consumer.stop()
     report.seconds += time.perf_counter() - started
 
 
@@ -138,62 +126,39 @@ async def replay(
 
 
 async def _replay_topic(
-    consumer: AIOKafkaConsumer,
+    reader: PartitionReader,
     applier: Applier,
     keys: Keys,
     topic: str,
     parts: list[int],
     from_ms: int | None,
-    batch_records: int,
     report: ReplayReport,
     progress: Progress | None,
 ) -> int:
-    tps = [TopicPartition(topic, p) for p in parts]
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    # Targets from fetch high watermarks (known after a first fetch), never ListOffsets.
-    targets: dict[TopicPartition, int] = {}
-    done: dict[TopicPartition, int] = dict.fromkeys(tps, 0)
+    done: dict[int, int] = dict.fromkeys(parts, 0)
     applied_records = 0
-    idle = 0
-    while True:
-        batch = await consumer.getmany(timeout_ms=500, max_records=batch_records)
-        for tp in tps:
-            high = consumer.highwater(tp)
-            if high is not None and tp not in targets:
-                targets[tp] = high
-        if not batch:
-            idle += 1
-            positions = {tp: await consumer.position(tp) for tp in tps}
-            finished = all(tp in targets and positions[tp] >= targets[tp] for tp in tps)
-            if finished or idle > 20:
-                break
-            continue
-        idle = 0
-        for tp, msgs in batch.items():
-            records = [
-                Record(
-                    m.offset,
-                    m.value,
-                    skip=from_ms is not None and m.timestamp < from_ms,
-                    timestamp_ms=m.timestamp,
-                )
-                for m in msgs
-            ]
-            result = await applier.apply(topic, tp.partition, records, keys=keys)
-            report.records += len(msgs)
-            report.events += result.applied
-            report.rejected += result.rejected
-            report.duplicates += result.duplicates
-            applied_records += len(msgs)
-            done[tp] = msgs[-1].offset + 1
-            remaining = max(0, targets.get(tp, done[tp]) - done[tp])
-            metrics.REPLAY_PROGRESS.labels(topic, str(tp.partition)).set(remaining)
+    async for batch in reader.read(topic, parts):
+        msgs = batch.records
+        records = [
+            Record(
+                m.offset,
+                m.value,
+                skip=from_ms is not None and m.timestamp < from_ms,
+                timestamp_ms=m.timestamp,
+            )
+            for m in msgs
+        ]
+        result = await applier.apply(topic, batch.partition, records, keys=keys)
+        report.records += len(msgs)
+        report.events += result.applied
+        report.rejected += result.rejected
+        report.duplicates += result.duplicates
+        applied_records += len(msgs)
+        done[batch.partition] = msgs[-1].offset + 1
+        remaining = max(0, batch.end - done[batch.partition])
+        metrics.REPLAY_PROGRESS.labels(topic, str(batch.partition)).set(remaining)
         if progress:
-            total = sum(targets.values()) if len(targets) == len(tps) else 0
-            progress(topic, sum(done.values()), total)
-        if len(targets) == len(tps) and all(done[tp] >= targets[tp] for tp in tps):
-            break
+            progress(topic, sum(done.values()), batch.total or 0)
     return applied_records
 
 

@@ -6,7 +6,7 @@ committed to Redis atomically with its partition's applied offset (see
 table, is the source of truth for both state and position:
 
 * events are acked to Faust only after their Redis commit, so Kafka's committed
-  offset never runs ahead of Redis (``noack_take``);
+  offset never runs ahead of Redis (:func:`streams.faust_adapter.unacked_batches`);
 * on every partition assignment the consumer seeks to Redis's applied offset + 1
   (after Faust's own seek to the committed offset, which it does last);
 * a batch that starts past applied + 1 (records lost in a rewind) makes the agent
@@ -20,21 +20,22 @@ lag uses fetch high watermarks (``consumer.highwater``), not end-offset lookups;
 the session timeout is short (it joins a group in half of it); fetches wait at
 most ``ENCORE_KAFKA_FETCH_MAX_WAIT_MS`` (it does not answer a waiting fetch when
 data arrives); no ``exactly_once`` guarantee (it has no transactions); no tables.
+
+What Faust offers no public hook for (the seek after assignment, the fetch wait,
+the stop watchdog) is in :mod:`streams.faust_adapter`, the one module that
+touches Faust's internals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import faust
 from faust.types import TP
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -48,53 +49,12 @@ from models.topics import SOURCE_TOPICS, dlq_topic
 from streams import metrics
 from streams.applier import ApplyResult, ItemLookup, Record
 from streams.content import ContentEncoder
+from streams.faust_adapter import PositionedApp, WatchdogWorker, unacked_batches
 from streams.itemspace import SpaceWatcher
 from streams.wiring import build_applier, redis_store
 
 log = logging.getLogger("encore.worker")
 STOP_TIMEOUT_S = 20.0
-
-
-class RedisPositionedApp(faust.App):
-    """A Faust app whose consumer positions assigned partitions from Redis."""
-
-    position_lookup: Any = None  # async (list[TP]) -> {TP: next offset}
-
-    def _new_consumer(self) -> Any:
-        consumer = super()._new_consumer()
-        faust_seek = consumer.perform_seek
-
-        async def perform_seek() -> None:
-            await faust_seek()  # Faust seeks to Kafka's committed offsets; Redis wins after
-            tps = list(consumer.assignment())
-            if tps and self.position_lookup is not None:
-                positions = await self.position_lookup(tps)
-                if positions:
-                    await consumer.seek_wait(positions)  # runs in the consumer's own thread
-                log.info(
-                    "positioned from Redis: %s",
-                    {f"{tp.topic}/{tp.partition}": o for tp, o in positions.items()},
-                )
-
-        consumer.perform_seek = perform_seek  # type: ignore[method-assign]
-        self._shorten_fetch_wait(consumer)
-        return consumer
-
-    fetch_max_wait_ms: int = 20
-
-    def _shorten_fetch_wait(self, consumer: Any) -> None:
-        """Workaround: the embedded broker does not answer a waiting fetch when data
-        arrives, so a fetch waits its full ``fetch_max_wait_ms`` (Faust hard-codes 1500,
-        which put 700 ms into every event's latency). Kafka answers at once either way."""
-        thread = consumer._thread
-        create = thread._create_worker_consumer
-
-        def create_with_short_wait(transport: Any) -> Any:
-            kafka_consumer = create(transport)
-            kafka_consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
-            return kafka_consumer
-
-        thread._create_worker_consumer = create_with_short_wait
 
 
 class Worker:
@@ -126,9 +86,9 @@ class Worker:
         self.pending_seek: dict[tuple[str, int], int] = {}
         self.app = self._build_app()
 
-    def _build_app(self) -> RedisPositionedApp:
+    def _build_app(self) -> PositionedApp:
         s, k = self.settings.stream, self.settings.kafka
-        app = RedisPositionedApp(
+        app = PositionedApp(
             s.app_id,
             broker=[f"kafka://{b.strip()}" for b in (k.bootstrap or "").split(",")],
             store="memory://",
@@ -150,6 +110,9 @@ class Worker:
             stream_recovery_delay=0.0,
         )
         app.position_lookup = self.positions
+        # Workaround: the embedded broker does not answer a waiting fetch when data
+        # arrives, so a fetch waits its full fetch_max_wait_ms (Faust hard-codes 1500,
+        # which put 700 ms into every event's latency). Kafka answers at once either way.
         app.fetch_max_wait_ms = k.fetch_max_wait_ms
         for name in SOURCE_TOPICS:
             topic = app.topic(name, value_serializer="raw", key_serializer="raw")
@@ -190,6 +153,9 @@ class Worker:
             if applied >= 0:
                 out[tp] = applied + 1
                 self.pending_seek[(tp.topic, tp.partition)] = applied + 1
+        log.info(
+            "positioned from Redis: %s", {f"{tp.topic}/{tp.partition}": o for tp, o in out.items()}
+        )
         return out
 
     async def dead_letter(
@@ -208,13 +174,13 @@ class Worker:
     def _agent(self, topic: str) -> Any:
         async def agent(stream: Any) -> None:
             s = self.settings.stream
-            async for events in stream.noack_take(s.batch_size, within=s.batch_timeout_s):
+            async for events in unacked_batches(stream, s.batch_size, s.batch_timeout_s):
                 await self._process(topic, stream, events)
 
         agent.__name__ = f"apply_{topic.replace('-', '_')}"
         return agent
 
-    async def _process(self, topic: str, stream: Any, events: list[Any]) -> None:
+    async def _process(self, topic: str, stream: Any, events: Sequence[Any]) -> None:
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for ev in events:
             m = ev.message
@@ -284,7 +250,7 @@ class Worker:
 
     async def _seek(self, topic: str, partition: int, offset: int) -> None:
         self.pending_seek[(topic, partition)] = offset
-        await self.app.consumer.seek_wait({TP(topic, partition): offset})
+        await self.app.consumer.seek_wait({TP(topic, partition): offset})  # Faust's public seek
 
     async def report_lag(self) -> None:
         """Lag per assigned partition from fetch high watermarks (not ListOffsets)."""
@@ -328,18 +294,6 @@ def _millis(timestamp_s: float | None) -> int | None:
     return None if timestamp_s is None else round(timestamp_s * 1000)
 
 
-class _Worker(faust.Worker):
-    """Faust worker with a stop watchdog: a graceful stop that hangs ends in ``os._exit``.
-
-    Safe because nothing is acked before its Redis commit."""
-
-    def _schedule_shutdown(self, signal: Any) -> None:
-        timer = threading.Timer(STOP_TIMEOUT_S, lambda: os._exit(1))
-        timer.daemon = True
-        timer.start()
-        super()._schedule_shutdown(signal)
-
-
 def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -356,6 +310,6 @@ def run_worker(settings: Settings) -> None:
             addr="127.0.0.1" if settings.mode.value == "development" else "0.0.0.0",
         )
         log.info("metrics on :%d/metrics", server.server_port)
-    _Worker(
-        worker.app, loglevel="INFO", redirect_stdouts=False, quiet=True
-    ).execute_from_commandline()
+    runner = WatchdogWorker(worker.app, loglevel="INFO", redirect_stdouts=False, quiet=True)
+    runner.stop_timeout_s = STOP_TIMEOUT_S  # safe: nothing is acked before its Redis commit
+    runner.execute_from_commandline()

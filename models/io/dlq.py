@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.codec import decode_record, dlq_original, not_after_ms
+from models.io.kafka_read import PartitionReader
 from models.io.producer import EventProducer
 from models.topics import SOURCE_TOPICS, dlq_topic
 
@@ -35,48 +35,24 @@ class DeadLetters:
 async def read_dead_letters(
     bootstrap: str, topics: list[str] | None = None, idle_ms: int = 1_500
 ) -> DeadLetters:
-    """Every distinct dead letter of the given source topics (default: all)."""
+    """Every distinct dead letter of the given source topics (default: all), up to the
+    high watermarks the dead-letter topics had when the read began."""
     sources = topics or list(SOURCE_TOPICS)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
     out = DeadLetters()
     seen: set[tuple[str, int, int, int]] = set()
-    try:
-        tps = []
-        for t in sources:
-            for p in sorted(consumer.partitions_for_topic(dlq_topic(t)) or {0}):
-                tps.append(TopicPartition(dlq_topic(t), p))
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        idle = 0
-        while idle * 250 < idle_ms:
-            batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
-            if not batch:
-                idle += 1
-                positions = [await consumer.position(tp) for tp in tps]
-                highs = [consumer.highwater(tp) for tp in tps]
-                if all(h is not None and p >= h for p, h in zip(positions, highs, strict=True)):
-                    break
-                continue
-            idle = 0
-            for msgs in batch.values():
-                for m in msgs:
-                    doc = orjson.loads(m.value)
-                    ident = (doc["topic"], doc["partition"], doc["offset"], doc.get("member", 0))
-                    if ident in seen:
-                        out.duplicates += 1
-                        continue
-                    seen.add(ident)
-                    doc["dlq_offset"] = m.offset
-                    doc["original"] = dlq_original(m.value)
-                    out.entries.append(doc)
-    finally:
-        await consumer.stop()
+    async with PartitionReader(bootstrap, poll_ms=250, idle_ms=idle_ms) as reader:
+        async for batch in reader.read([dlq_topic(t) for t in sources]):
+            for m in batch.records:
+                value = m.value or b""
+                doc = orjson.loads(value)
+                ident = (doc["topic"], doc["partition"], doc["offset"], doc.get("member", 0))
+                if ident in seen:
+                    out.duplicates += 1
+                    continue
+                seen.add(ident)
+                doc["dlq_offset"] = m.offset
+                doc["original"] = dlq_original(value)
+                out.entries.append(doc)
     return out
 
 
