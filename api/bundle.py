@@ -87,7 +87,7 @@ def load_collab(art: Artifact) -> Collab:
     """Load and validate an "als" or "lightgcn" artifact."""
     files = art.manifest["files"]
     ids = art.json("item_ids.json")
-    return make_collab(
+    collab = make_collab(
         art.version,
         ids,
         art.array("item_factors.npy", mmap=True),
@@ -97,6 +97,8 @@ def load_collab(art: Artifact) -> Collab:
         art.json("item_artists.json") if "item_artists.json" in files else None,
         what=f"{art.kind}/{art.version}",
     )
+    _ = collab.popular  # joined here, off the event loop, not by the first request
+    return collab
 
 
 def load_hybrid(art: Artifact) -> TopLists:
@@ -180,6 +182,7 @@ def load_content(art: Artifact) -> Content:
         **_neighbours(art, "text", len(ids)),
     )
     smoke(content.text_index, text, f"content/{art.version}")
+    _ = content.facts  # joined here, off the event loop, not by the first request
     return content
 
 

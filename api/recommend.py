@@ -18,9 +18,9 @@ from api.reader import Reader, bounded
 from models import ranking
 from models.bandit import Policy, Posterior, choose, posteriors
 from models.keys import Keys
-from models.ranking import LRU, RankConfig, artist_key, track_info
+from models.ranking import LRU, RankConfig, track_info
 from models.rerank import Candidate, Filters, Ranked, describe
-from models.serving import Bundle, CatalogTrack
+from models.serving import Bundle, CatalogTrack, artist_key
 from models.state import FoldConfig, UserState
 from models.urls import is_web
 

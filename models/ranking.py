@@ -28,7 +28,7 @@ import numpy as np
 
 from models.bandit import request_seed
 from models.rerank import Candidate, Context, Filters, Ranked, merge, rerank
-from models.serving import Bundle, CatalogTrack, Collab, Content
+from models.serving import Bundle, CatalogTrack, Collab, Content, artist_key
 from models.state import FoldConfig, UserState, artist_signals, fold_extra
 
 
@@ -94,13 +94,6 @@ def track_info(
             artist = collab.artists[collab.row[track]]
             return {"artist_id": artist} if artist else {}
     return {}
-
-
-def artist_key(info: Mapping[str, Any]) -> str | None:
-    """One artist identity per track: its id, else its lower-case name."""
-    if info.get("artist_id"):
-        return str(info["artist_id"])
-    return "name:" + str(info["artist"]).lower() if info.get("artist") else None
 
 
 def _from_rows(
@@ -210,12 +203,7 @@ def popular_candidates(collab: Collab | None, k: int) -> list[Candidate]:
     """Most popular items of the batch model (the cold-start fallback)."""
     if collab is None or not len(collab.popularity):
         return []
-    return [
-        Candidate(
-            collab.ids[r], {"popularity": math.log1p(float(collab.popularity[r]))}, ["popularity"]
-        )
-        for r in collab.popular_rows[:k]
-    ]
+    return [Candidate(t, {"popularity": s}, ["popularity"]) for t, s in collab.popular[:k]]
 
 
 def history_tracks_to_join(bundle: Bundle, state: UserState, limit: int = 50) -> list[str]:
@@ -276,17 +264,26 @@ def annotate(
     """Artist, genre, year, whether it is music, link status and a diversity vector for
     every candidate."""
     collab, content = bundle.collab, bundle.content
+    collab_row = collab.row if collab is not None else {}
+    content_row = content.row if content is not None else {}
+    facts = content.facts if content is not None else []
     for c in pool:
-        info = track_info(bundle, catalog, c.track_id)
-        c.artist = artist_key(info)
-        c.genre = info.get("genre")
-        c.year = info.get("year")
-        c.music = info.get("is_music") is not False  # the content job flags non-music
-        c.link = links.get(c.track_id, "unknown")
-        if collab is not None and c.track_id in collab.row:
-            c.vector = collab.items[collab.row[c.track_id]]
-        elif content is not None and c.track_id in content.row:
-            c.vector = content.text[content.row[c.track_id]]
+        track = c.track_id
+        row = content_row.get(track)
+        if row is not None:  # the content artifact's facts, joined once per version
+            c.artist, c.genre, c.year, c.music = facts[row]
+        else:
+            info = track_info(bundle, catalog, track)
+            c.artist = artist_key(info)
+            c.genre = info.get("genre")
+            c.year = info.get("year")
+            c.music = info.get("is_music") is not False  # the content job flags non-music
+        c.link = links.get(track, "unknown")
+        crow = collab_row.get(track)
+        if crow is not None:
+            c.vector = collab.items[crow]  # type: ignore[union-attr]
+        elif row is not None:
+            c.vector = content.text[row]  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ from freshly fitted models, so both rank with one code path
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -38,6 +41,13 @@ def mips_augment(items: np.ndarray) -> np.ndarray:
     m = max(float(norms.max()), 1e-9)
     extra = np.sqrt(np.maximum(m * m - norms * norms, 0.0))[:, None]
     return np.ascontiguousarray(np.hstack([x, extra]) / m, dtype=np.float32)
+
+
+def artist_key(info: Mapping[str, Any]) -> str | None:
+    """One artist identity per track: its id, else its lower-case name."""
+    if info.get("artist_id"):
+        return str(info["artist_id"])
+    return "name:" + str(info["artist"]).lower() if info.get("artist") else None
 
 
 class ModelError(ValueError):
@@ -70,6 +80,13 @@ class Collab:
     index: Any  # over mips_augment(raw items)
     max_norm: float
     popular_rows: np.ndarray  # rows by popularity, most popular first (the top 1,000)
+
+    @cached_property
+    def popular(self) -> list[tuple[str, float]]:
+        """``(track id, log(1 + popularity))`` of :attr:`popular_rows`, built once per
+        version (the popularity source gives every listener the same list)."""
+        rows = self.popular_rows.tolist()
+        return [(self.ids[r], math.log1p(float(self.popularity[r]))) for r in rows]
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by inner product with the raw item factors (how the model itself
@@ -208,6 +225,15 @@ class Content:
     query_space: Any = None  # models.query.QuerySpace of the tag files, None in older versions
     text_neighbours: np.ndarray | None = None  # (n, K) ids by text.faiss; None: search
     text_neighbour_scores: np.ndarray | None = None  # (n, K) their cosines
+
+    @cached_property
+    def facts(self) -> list[tuple[str | None, Any, Any, bool]]:
+        """Per row, what ranking joins to a candidate: artist identity
+        (:func:`artist_key`), genre, year and whether it is music; built once per version."""
+        return [
+            (artist_key(it), it.get("genre"), it.get("year"), it.get("is_music") is not False)
+            for it in self.items
+        ]
 
     def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the text space."""
