@@ -24,6 +24,7 @@ from models.query import (
     Ranking,
     candidates,
     detect_mood,
+    normalise_text,
     rank,
     rerank_weights,
     space_from_items,
@@ -48,7 +49,7 @@ class QueryEmbedder:
     async def embed(self, text: str) -> np.ndarray | None:
         if not self.model.available():
             return None
-        key = text.strip().lower()
+        key = normalise_text(text)
         hit = self.cache.get(key)
         metrics.CACHE.labels("query_embedding", "hit" if hit is not None else "miss").inc()
         if hit is None:
