@@ -249,19 +249,23 @@ def rank(
 
     def descriptive(at: np.ndarray | None) -> np.ndarray:
         if space.tags.tags:
-            return _unit_max(space.tags.scores(tag_rows, weights, at))
+            return space.tags.scores(tag_rows, weights, at)
         # no tag space published: the text space
         return np.asarray(np.clip(_take(text, at) @ vec, 0.0, 1.0), dtype=np.float32)
 
-    descr = descriptive(rows)
+    scale = _unit_max if space.tags.tags else np.asarray
+    raw = descriptive(rows)
+    descr = scale(raw)
     centre = None
     if audio is not None and w.get("audio") and space.has_audio.any():
         centre = _audio_centre(descr, _take(audio, rows), _take(space.has_audio, rows))
         if centre is not None and idx is not None and rows is not None:
-            more = np.setdiff1d(idx.audio_rows(centre), rows)
-            if more.size:
-                rows = _union(rows, more)
-                descr = descriptive(rows)
+            new = _new_rows(rows, idx.audio_rows(centre))
+            if new.size:
+                grown = np.concatenate([rows, new])
+                order = np.argsort(grown, kind="stable")
+                rows = grown[order]
+                descr = scale(np.concatenate([raw, descriptive(new)])[order])
     total = w.get("prior", 0.0) * _take(space.prior, rows) + w["tags"] * descr
     if target is not None and w.get("mood"):
         total = total + w["mood"] * mood_similarity(_take(mood, rows), target)
@@ -284,7 +288,17 @@ def _take(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
 
 def _union(*found: np.ndarray) -> np.ndarray:
     """Distinct rows, ascending."""
-    return np.unique(np.concatenate([np.asarray(f, dtype=np.int64).ravel() for f in found]))
+    rows = np.sort(np.concatenate([np.asarray(f, dtype=np.int64).ravel() for f in found]))
+    return rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if rows.size else rows
+
+
+def _new_rows(rows: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The distinct ``found`` not in ``rows`` (ascending)."""
+    if not rows.size:
+        return _union(found)
+    at = np.searchsorted(rows, found)
+    known = (at < rows.size) & (rows[np.minimum(at, rows.size - 1)] == found)
+    return _union(found[~known])
 
 
 def _flag(named: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:

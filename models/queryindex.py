@@ -40,9 +40,9 @@ POOL_TEXT = 1_000
 """Nearest items in the text space per text lookup."""
 POOL_TAG = 100
 """Best items per tag and prior tier."""
-POOL_MOOD = 300
+POOL_MOOD = 200
 """Nearest items in valence/arousal per prior tier."""
-POOL_AUDIO = 300
+POOL_AUDIO = 200
 """Nearest items to the audio target."""
 POOL_PRIOR = 200
 """Items of the best prior tier taken whatever the query."""
