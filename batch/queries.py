@@ -36,7 +36,6 @@ import numpy as np
 from models.io.artifacts import Artifact
 from models.io.queryspace import load_query_space
 from models.query import candidates, detect_mood, rank, rerank_weights
-from models.queryindex import EXACT_MAX
 from models.rerank import Context, Filters, rerank
 
 MIN_TAGGERS = 2
@@ -171,9 +170,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9), np.float32)
 
 
-def arrays(art: Artifact, exact_max: int = EXACT_MAX) -> QueryArrays:
+def arrays(art: Artifact, exact_max: int | None = None) -> QueryArrays:
     """Read what the API's ``Content`` holds for queries from a ``content`` artifact
-    (``exact_max``: the catalog size above which ranking goes through candidate indices)."""
+    (``exact_max``: the catalog size above which ranking goes through candidate indices,
+    default :data:`models.queryindex.EXACT_MAX`)."""
     files = art.manifest["files"]
 
     def opt(name: str) -> np.ndarray | None:

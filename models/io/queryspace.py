@@ -83,11 +83,12 @@ def load_query_space(
     *,
     text_index: Any = None,
     audio_index: Any = None,
-    exact_max: int = queryindex.EXACT_MAX,
+    exact_max: int | None = None,
 ) -> QuerySpace | None:
     """What the query ranker needs from a ``content`` artifact (None: no tag space in it).
 
-    Above ``exact_max`` items the space carries candidate indices; ``text_index`` and
+    Above ``exact_max`` items (default :data:`models.queryindex.EXACT_MAX`) the space
+    carries candidate indices; ``text_index`` and
     ``audio_index`` are the artifact's FAISS indices when the caller has them open
     (else they are read here)."""
     items = art.json("items.json")
@@ -95,7 +96,7 @@ def load_query_space(
     if tags is None:
         return None
     space = space_from_items(items, tags)
-    if len(items) <= exact_max:
+    if len(items) <= (queryindex.EXACT_MAX if exact_max is None else exact_max):
         return space
     files = art.manifest["files"]
     text = np.asarray(art.array("text.npy", mmap=True), dtype=np.float32)
