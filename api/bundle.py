@@ -156,16 +156,18 @@ def load_content(art: Artifact) -> Content:
         if "lexicon.json" in files
         else {}
     )
+    text_index = _index(art, "text.faiss", text)
+    audio_index = None if audio is None else _index(art, "audio.faiss", audio)
     content = Content(
         art.version,
         ids,
         {t: i for i, t in enumerate(ids)},
         items,
         text,
-        _index(art, "text.faiss", text),
+        text_index,
         mood,
         audio,
-        None if audio is None else _index(art, "audio.faiss", audio),
+        audio_index,
         opt("text_to_cf.npy"),
         opt("text_to_cf_bias.npy"),
         str(art.manifest["params"].get("cf_version", "")),
@@ -178,7 +180,7 @@ def load_content(art: Artifact) -> Content:
             for i in items
             if i.get("artist")
         },
-        query_space=load_query_space(art),
+        query_space=load_query_space(art, text_index=text_index, audio_index=audio_index),
         **_neighbours(art, "text", len(ids)),
     )
     smoke(content.text_index, text, f"content/{art.version}")

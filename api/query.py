@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from api.bundle import Bundle, Content
 from api.pool import WorkPool
 from api.reader import CatalogTrack
 from api.recommend import Engine, Timer, artist_key, enrich, item_json, rank_alive, track_info
+from models import queryindex
+from models.index import index_kind
 from models.intent import QUERY_PROBLEMS, query_problem
 from models.io.text import TextModel
 from models.query import (
@@ -24,6 +27,7 @@ from models.query import (
     Ranking,
     candidates,
     detect_mood,
+    normalise_text,
     rank,
     rerank_weights,
     space_from_items,
@@ -48,7 +52,7 @@ class QueryEmbedder:
     async def embed(self, text: str) -> np.ndarray | None:
         if not self.model.available():
             return None
-        key = text.strip().lower()
+        key = normalise_text(text)
         hit = self.cache.get(key)
         metrics.CACHE.labels("query_embedding", "hit" if hit is not None else "miss").inc()
         if hit is None:
@@ -61,7 +65,9 @@ _FALLBACK: dict[str, QuerySpace] = {}
 
 
 def _fallback_space(content: Content) -> QuerySpace:
-    """Names and priors without a tag space (descriptive queries then use the text space)."""
+    """Names and priors without a tag space (descriptive queries then use the text space),
+    with candidate indices in a large catalog whose published text index is approximate
+    (none is built on a request)."""
     space = _FALLBACK.get(content.version)
     if space is None:
         empty = TagSpace(
@@ -70,6 +76,18 @@ def _fallback_space(content: Content) -> QuerySpace:
             sp.csr_matrix((len(content.ids), 0), dtype=np.float32),
         )
         space = space_from_items(content.items, empty, content.genres)
+        if len(content.ids) > queryindex.EXACT_MAX and index_kind(content.text_index) != "flat":
+            audio = content.audio if index_kind(content.audio_index) != "flat" else None
+            index = queryindex.build(
+                content.text,
+                space.prior,
+                content.mood,
+                empty.items,
+                audio=audio,
+                text_index=content.text_index,
+                audio_index=content.audio_index if audio is not None else None,
+            )
+            space = replace(space, index=index)
         _FALLBACK.clear()
         _FALLBACK[content.version] = space
     return space

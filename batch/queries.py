@@ -170,14 +170,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9), np.float32)
 
 
-def arrays(art: Artifact) -> QueryArrays:
-    """Read what the API's ``Content`` holds for queries from a ``content`` artifact."""
+def arrays(art: Artifact, exact_max: int | None = None) -> QueryArrays:
+    """Read what the API's ``Content`` holds for queries from a ``content`` artifact
+    (``exact_max``: the catalog size above which ranking goes through candidate indices,
+    default :data:`models.queryindex.EXACT_MAX`)."""
     files = art.manifest["files"]
 
     def opt(name: str) -> np.ndarray | None:
         return np.asarray(art.array(name), dtype=np.float32) if name in files else None
 
-    space = load_query_space(art)
+    space = load_query_space(art, exact_max=exact_max)
     if space is None:
         raise ValueError(f"content/{art.version} has no tag space (retrain content)")
     return QueryArrays(

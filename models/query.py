@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.intent import Intent, NameIndex, classify
+from models.queryindex import QueryIndex
 from models.rerank import Candidate
 from models.tagspace import TagSpace
 
@@ -56,6 +57,11 @@ class Mood:
 def tokens(text: str) -> list[str]:
     """Lower-case word tokens."""
     return _WORD.findall(text.lower())
+
+
+def normalise_text(text: str) -> str:
+    """A query as its embedding is cached under: case-folded, whitespace collapsed."""
+    return " ".join(text.casefold().split())
 
 
 def lexicon_hits(text: str, lexicon: Mapping[str, tuple[float, float]]) -> list[str]:
@@ -138,6 +144,8 @@ class QuerySpace:
     has_audio: np.ndarray  # (n,) bool: real (or imputed) audio features
     genres: frozenset[str]
     descriptive: frozenset[str]
+    index: QueryIndex | None = None
+    """Candidate indices of a large catalog (None: every item is scored)."""
 
 
 @dataclass(frozen=True)
@@ -202,57 +210,137 @@ def rank(
 ) -> Ranking:
     """The top-k items for a query (``vec`` its unit embedding; ``text``, ``mood`` and
     ``audio`` the content artifact's item arrays; ``target`` the detected valence and
-    arousal)."""
+    arousal). Ties go to the lower row.
+
+    With ``space.index`` (a large catalog) only the items its approximate indices
+    return are scored (:mod:`models.queryindex`); without, every item is."""
     intent = classify(
         query, space.names, genres=space.genres, descriptive=space.descriptive | lexicon
     )
     w = WEIGHTS[intent.kind]
-    n = len(space.prior)
-    total = w.get("prior", 0.0) * space.prior
+    idx = space.index
+    named = np.asarray(sorted(intent.rows), dtype=np.int64)
     tags: tuple[tuple[str, float], ...] = ()
     if intent.kind == "artist":
-        named = np.zeros(n, dtype=np.float32)
-        named[list(intent.rows)] = 1.0
-        total = total + w["name"] * named + w["text"] * np.clip(text @ vec, 0.0, 1.0)
-    else:
-        rows, weights = space.tags.expand(vec, target=target)
-        descr = (
-            _unit_max(space.tags.scores(rows, weights))
-            if space.tags.tags
-            else np.clip(text @ vec, 0.0, 1.0)  # no tag space published: the text space
+        rows = None if idx is None else _union(named, idx.text_rows(vec), idx.prior_rows())
+        total = (
+            w["prior"] * _take(space.prior, rows)
+            + w["name"] * _flag(named, rows, len(space.prior))
+            + w["text"] * np.clip(_take(text, rows) @ vec, 0.0, 1.0)
         )
-        tags = tuple(
-            (space.tags.tags[r], round(float(x), 3)) for r, x in zip(rows, weights, strict=True)
-        )
-        total = total + w["tags"] * descr
+        return _top(intent, total, rows, k, tags, w)
+    tag_rows, weights = space.tags.expand(vec, target=target)
+    tags = tuple(
+        (space.tags.tags[r], round(float(x), 3)) for r, x in zip(tag_rows, weights, strict=True)
+    )
+    seed = None
+    if intent.kind == "mix":
+        seed = text[list(intent.rows)].mean(axis=0)
+        seed = seed / max(float(np.linalg.norm(seed)), 1e-9)
+    rows = None
+    if idx is not None:
+        found = [named, idx.prior_rows()]
+        found.append(idx.tag_rows(tag_rows) if space.tags.tags else idx.text_rows(vec))
         if target is not None and w.get("mood"):
-            total = total + w["mood"] * mood_similarity(mood, target)
-        if audio is not None and w.get("audio") and space.has_audio.any():
-            total = total + w["audio"] * _audio_part(descr, audio, space.has_audio)
-        if intent.kind == "mix":
-            seed = text[list(intent.rows)].mean(axis=0)
-            seed = seed / max(float(np.linalg.norm(seed)), 1e-9)
-            near = np.clip(text @ seed, 0.0, 1.0)
-            near[list(intent.rows)] = 1.0
-            total = total + w["artist"] * near
-    k = max(0, min(k, n))
-    top = np.argpartition(-total, k - 1)[:k] if 0 < k < n else np.arange(n)[:k]
-    top = top[np.lexsort((top, -total[top]))]
-    return Ranking(intent, top.astype(np.int64), total[top].astype(np.float32), tags, dict(w))
+            found.append(idx.mood_rows(target))
+        if seed is not None:
+            found.append(idx.text_rows(seed))
+        rows = _union(*found)
+
+    def descriptive(at: np.ndarray | None) -> np.ndarray:
+        if space.tags.tags:
+            return space.tags.scores(tag_rows, weights, at)
+        # no tag space published: the text space
+        return np.asarray(np.clip(_take(text, at) @ vec, 0.0, 1.0), dtype=np.float32)
+
+    scale = _unit_max if space.tags.tags else np.asarray
+    raw = descriptive(rows)
+    descr = scale(raw)
+    centre = None
+    if audio is not None and w.get("audio") and space.has_audio.any():
+        centre = _audio_centre(descr, _take(audio, rows), _take(space.has_audio, rows))
+        if centre is not None and idx is not None and rows is not None:
+            new = _new_rows(rows, idx.audio_rows(centre))
+            if new.size:
+                grown = np.concatenate([rows, new])
+                order = np.argsort(grown, kind="stable")
+                rows = grown[order]
+                descr = scale(np.concatenate([raw, descriptive(new)])[order])
+    total = w.get("prior", 0.0) * _take(space.prior, rows) + w["tags"] * descr
+    if target is not None and w.get("mood"):
+        total = total + w["mood"] * mood_similarity(_take(mood, rows), target)
+    if centre is not None and audio is not None:
+        has = _take(space.has_audio, rows)
+        near_sound = np.zeros(len(total), dtype=np.float32)
+        near_sound[has] = np.clip(_take(audio, rows)[has] @ centre, 0.0, 1.0)
+        total = total + w["audio"] * near_sound
+    if seed is not None:
+        near = np.clip(_take(text, rows) @ seed, 0.0, 1.0)
+        near[_flag(named, rows, len(space.prior)) > 0] = 1.0
+        total = total + w["artist"] * near
+    return _top(intent, total, rows, k, tags, w)
 
 
-def _audio_part(descr: np.ndarray, audio: np.ndarray, has: np.ndarray) -> np.ndarray:
-    """Closeness in the audio space to the centroid of the best descriptive matches with
-    audio (items without audio get 0)."""
-    cand = np.flatnonzero(has & (descr > 0))
-    out = np.zeros(len(descr), dtype=np.float32)
-    if not cand.size:
+def _take(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """``a`` at ``rows`` (every row for None)."""
+    return a if rows is None else a[rows]
+
+
+def _union(*found: np.ndarray) -> np.ndarray:
+    """Distinct rows, ascending."""
+    rows = np.sort(np.concatenate([np.asarray(f, dtype=np.int64).ravel() for f in found]))
+    return rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if rows.size else rows
+
+
+def _new_rows(rows: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The distinct ``found`` not in ``rows`` (ascending)."""
+    if not rows.size:
+        return _union(found)
+    at = np.searchsorted(rows, found)
+    known = (at < rows.size) & (rows[np.minimum(at, rows.size - 1)] == found)
+    return _union(found[~known])
+
+
+def _flag(named: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
+    """1 where ``rows`` (every row for None) is one of ``named``, else 0."""
+    if rows is None:
+        out = np.zeros(n, dtype=np.float32)
+        out[named] = 1.0
         return out
+    return np.isin(rows, named).astype(np.float32)
+
+
+def _top(
+    intent: Intent,
+    total: np.ndarray,
+    rows: np.ndarray | None,
+    k: int,
+    tags: tuple[tuple[str, float], ...],
+    w: dict[str, float],
+) -> Ranking:
+    """The k best of ``total`` (scores of ``rows``, ascending; every row for None),
+    score descending then row ascending."""
+    n = len(total)
+    k = max(0, min(k, n))
+    top = np.arange(n)[:k]
+    if 0 < k < n:  # the k-th score's ties go to the lower rows too
+        kth = total[np.argpartition(-total, k - 1)[k - 1]]
+        above = np.flatnonzero(total > kth)
+        top = np.concatenate([above, np.flatnonzero(total == kth)[: k - above.size]])
+    top = top[np.lexsort((top, -total[top]))]
+    found = top if rows is None else rows[top]
+    return Ranking(intent, found.astype(np.int64), total[top].astype(np.float32), tags, dict(w))
+
+
+def _audio_centre(descr: np.ndarray, audio: np.ndarray, has: np.ndarray) -> np.ndarray | None:
+    """The unit centroid of the :data:`AUDIO_SEEDS` best descriptive matches with audio
+    (None when no match has audio)."""
+    cand = np.flatnonzero(has & (descr > 0))
+    if not cand.size:
+        return None
     seeds = cand[np.argsort(-descr[cand], kind="stable")[:AUDIO_SEEDS]]
     centre = audio[seeds].mean(axis=0)
-    centre = centre / max(float(np.linalg.norm(centre)), 1e-9)
-    out[has] = np.clip(audio[has] @ centre, 0.0, 1.0)
-    return out
+    return np.asarray(centre / max(float(np.linalg.norm(centre)), 1e-9), dtype=np.float32)
 
 
 def candidates(ranking: Ranking, ids: list[str]) -> list[Candidate]:

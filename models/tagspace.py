@@ -114,11 +114,15 @@ class TagSpace:
         w = np.exp((sims[top] - sims[top[0]]) / temperature)
         return top.astype(np.int64), np.asarray(w / w.sum(), dtype=np.float32)
 
-    def scores(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Per item: the sum of the expanded tags' weights over the item's tags."""
+    def scores(
+        self, rows: np.ndarray, weights: np.ndarray, items: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per item (of ``items``, default all): the sum of the expanded tags' weights
+        over the item's tags."""
         w = np.zeros(len(self.tags), dtype=np.float32)
         w[rows] = weights
-        return np.asarray(self.items @ w, dtype=np.float32).ravel()
+        m = self.items if items is None else self.items[items]
+        return np.asarray(m @ w, dtype=np.float32).ravel()
 
 
 def vocabulary(

@@ -7,15 +7,24 @@
 data.npy``
 ``tag_moods.npy``              valence, arousal of each tag, t x 2 (optional)
 =============================  ================================================
+
+A catalog of more than :data:`models.queryindex.EXACT_MAX` items also gets its
+candidate indices here (:func:`models.queryindex.build`), from the published
+``text.faiss`` and ``audio.faiss`` (HNSW at that size; an older version's flat
+or missing index is replaced by one built on load) and the arrays above.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import faiss
 import numpy as np
 import scipy.sparse as sp
 
+from models import queryindex
 from models.io.artifacts import Artifact, ArtifactError, save_array, save_json
 from models.query import QuerySpace, space_from_items
 from models.tagspace import TagSpace
@@ -69,8 +78,47 @@ def load_tag_space(art: Artifact, n_items: int) -> TagSpace | None:
     return TagSpace(tags, vectors, matrix, moods)
 
 
-def load_query_space(art: Artifact) -> QuerySpace | None:
-    """What the query ranker needs from a ``content`` artifact (None: no tag space in it)."""
+def load_query_space(
+    art: Artifact,
+    *,
+    text_index: Any = None,
+    audio_index: Any = None,
+    exact_max: int | None = None,
+) -> QuerySpace | None:
+    """What the query ranker needs from a ``content`` artifact (None: no tag space in it).
+
+    Above ``exact_max`` items (default :data:`models.queryindex.EXACT_MAX`) the space
+    carries candidate indices; ``text_index`` and
+    ``audio_index`` are the artifact's FAISS indices when the caller has them open
+    (else they are read here)."""
     items = art.json("items.json")
     tags = load_tag_space(art, len(items))
-    return None if tags is None else space_from_items(items, tags)
+    if tags is None:
+        return None
+    space = space_from_items(items, tags)
+    if len(items) <= (queryindex.EXACT_MAX if exact_max is None else exact_max):
+        return space
+    files = art.manifest["files"]
+    text = np.asarray(art.array("text.npy", mmap=True), dtype=np.float32)
+    audio = (
+        np.asarray(art.array("audio.npy", mmap=True), dtype=np.float32)
+        if "audio.npy" in files
+        else None
+    )
+    index = queryindex.build(
+        text,
+        space.prior,
+        np.asarray(art.array("mood.npy", mmap=True), dtype=np.float32),
+        tags.items,
+        audio=audio,
+        text_index=text_index if text_index is not None else _read(art, "text.faiss"),
+        audio_index=audio_index if audio_index is not None else _read(art, "audio.faiss"),
+    )
+    return replace(space, index=index)
+
+
+def _read(art: Artifact, name: str) -> Any:
+    """The artifact's FAISS index ``name``, None when it has none."""
+    if name not in art.manifest["files"]:
+        return None
+    return faiss.read_index(str(art.file(name)))
