@@ -18,6 +18,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from models.settings import Settings, load_settings
+from models.threads import limit_env, limit_loaded
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -77,6 +78,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
 def _tune_process(settings: Settings) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    limit_env(settings.api.native_threads)  # torch and anything else loaded later
+    limit_loaded(settings.api.native_threads)
     HeaderTimeoutProtocol.header_timeout_s = settings.api.header_timeout_s
 
 

@@ -13,19 +13,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
+from models.threads import THREAD_VARS
+from models.threads import limit_env as _limit_native_env
+
+__all__ = ["THREAD_VARS", "limit_env", "one_thread"]
 
 
 def limit_env() -> None:
     """Ask every native thread pool for one thread (effective for libraries not yet loaded)."""
-    for name in THREAD_VARS:
-        os.environ.setdefault(name, "1")
+    _limit_native_env(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

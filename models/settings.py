@@ -191,6 +191,13 @@ class ApiSettings(BaseSettings):
         description="API processes sharing the listen port, each with its own Redis pool, "
         "artifact watcher and worker pool; unset: one per core (1: a single process).",
     )
+    native_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads each native pool (BLAS, OpenMP, faiss, torch) may use in an API "
+        "process; concurrency comes from requests and processes, so more threads only contend.",
+    )
     work_queue: int = Field(
         default=16,
         ge=1,
