@@ -251,6 +251,23 @@ class AudioSettings(BaseSettings):
         return value
 
 
+class ScanSettings(BaseSettings):
+    """`encore scan DIR`: a listener's own music folder, read-only."""
+
+    model_config = _section("SCAN")
+
+    user: str = Field(
+        default="local",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x20\x7f]+$",
+        description="Listener whose embedded ratings and play counts become interactions.",
+    )
+    max_file_mb: int = Field(
+        default=1_024, ge=1, description="Files larger than this are skipped (`too_large`)."
+    )
+
+
 class BatchSettings(BaseSettings):
     """Batch training."""
 
@@ -364,6 +381,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     run: RunSettings = Field(default_factory=RunSettings)
 
@@ -408,6 +426,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "API": ApiSettings,
     "ARTIFACTS": ArtifactSettings,
     "AUDIO": AudioSettings,
+    "SCAN": ScanSettings,
     "BATCH": BatchSettings,
     "RUN": RunSettings,
 }
