@@ -6,8 +6,8 @@ from the format's own keys (ID3 frames, Vorbis comments, MP4 atoms, ASF
 attributes); ratings and play counts from where players keep them: ID3 ``POPM``
 (rating 0-255 and a counter) and ``PCNT``, the FMPS keys
 (``FMPS_RATING`` 0-1, ``FMPS_PLAYCOUNT``) as Vorbis comments, ID3 ``TXXX`` or
-MP4 freeform atoms, a Vorbis ``RATING`` (0-1, 0-5, 0-10 or 0-100) and ASF's
-``WM/SharedUserRating`` (0-99).
+MP4 freeform atoms, a Vorbis ``RATING`` or MP4 ``rate`` (see :func:`rating_scale`)
+and ASF's ``WM/SharedUserRating`` (0-99).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _lookup(tags: Any, keys: tuple[str, ...]) -> str | None:
 
 
 def _number(text: str | None) -> float | None:
-    if text is None:
+    if not text:
         return None
     try:
         value = float(text.replace(",", "."))
@@ -103,11 +103,21 @@ def _number(text: str | None) -> float | None:
     return value if value == value and value >= 0 else None  # not NaN, not negative
 
 
-def _scale(value: float, key: str) -> float:
-    """A rating on its own scale as 0-1."""
+def rating_scale(text: str, key: str) -> float | None:
+    """A rating as written under ``key`` on 0-1 (None: unrated or unreadable).
+
+    FMPS ratings are 0-1; ASF's are 0-99; elsewhere a decimal up to 1 is 0-1 and a
+    whole number is stars of 5, then 10, then a percentage, then POPM's 0-255."""
+    value = _number(text)
+    if not value:
+        return None
+    if "fmps" in key.lower():
+        return min(value, 1.0)
     if key == "WM/SharedUserRating":
         return min(value / 99.0, 1.0)
-    for top in (1.0, 5.0, 10.0, 100.0, 255.0):
+    if value <= 1.0 and not value.is_integer():
+        return value
+    for top in (5.0, 10.0, 100.0, 255.0):
         if value <= top:
             return value / top
     return 1.0
@@ -126,9 +136,8 @@ def _ratings(tags: Any) -> tuple[float | None, int]:
             count = max(count, int(frame.count or 0))
     if rating is None:
         for key in _RATING_KEYS:
-            value = _number(_lookup(tags, (key,)))
-            if value:
-                rating = _scale(value, key)
+            rating = rating_scale(_lookup(tags, (key,)) or "", key)
+            if rating is not None:
                 break
     if not count:
         value = _number(_lookup(tags, _COUNT_KEYS))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.audiotags import read_tags
+from batch.audiotags import rating_scale, read_tags
 from batch.library import (
     library_events,
     load_state,
@@ -65,6 +65,26 @@ def test_tags_are_read_from_vorbis_comments_and_id3(music: Path) -> None:
     assert hated.rating == pytest.approx(1 / 255)
     assert hated.play_count == 3
     assert hated.duration_ms == 500
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "want"),
+    [
+        ("0.8", "fmps_rating", 0.8),
+        ("1", "fmps_rating", 1.0),
+        ("1", "rating", 0.2),  # one star of five, not FMPS 1.0
+        ("0.4", "rating", 0.4),
+        ("4", "rating", 0.8),
+        ("80", "rate", 0.8),
+        ("99", "WM/SharedUserRating", 1.0),
+        ("0", "rating", None),
+        ("five", "rating", None),
+        ("", "rating", None),
+    ],
+)
+def test_ratings_on_their_own_scales(text: str, key: str, want: float | None) -> None:
+    got = rating_scale(text, key)
+    assert got == (pytest.approx(want) if want is not None else None)
 
 
 def test_tracks_ratings_and_play_counts_become_events(music: Path) -> None:
