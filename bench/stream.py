@@ -23,6 +23,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import loadgen, machine, publish_random_space, save, stack, table
+from encore.services import start_redis_cluster
 from models.io.redis_store import RedisStore, connect
 from models.keys import Keys
 from models.settings import load_settings
@@ -84,10 +85,16 @@ async def raw_redis(
 
 
 async def wait_applied(
-    url: str, partitions: int, last: dict[int, int], generation: int = 0, limit_s: float = 1_800
+    url: str,
+    partitions: int,
+    last: dict[int, int],
+    generation: int = 0,
+    limit_s: float = 1_800,
+    *,
+    cluster: bool = False,
 ) -> dict[str, float]:
     """Poll the applied offsets until every partition reaches its last offset."""
-    store = RedisStore(connect(url, timeout_s=5))
+    store = RedisStore(connect(url, timeout_s=5, cluster=cluster))
     keys = Keys("enc", generation, partitions)
     first_progress = None
     t0 = time.perf_counter()
@@ -241,6 +248,29 @@ async def track_memory(n: int = 2_000, dim: int = 64) -> dict[str, float]:
     return {"tracks": len(sizes), "bytes_per_track": round(float(np.mean(sizes)), 0)}
 
 
+def live_on_cluster(s: Any, last: dict[int, int], events: int) -> dict[str, Any]:
+    """One worker applying the same backlog into a local 3-master Redis Cluster (a new
+    consumer group, so it reads from the start)."""
+    cluster = start_redis_cluster(s.run_dir, nodes=3, name="bench-cluster")
+    try:
+        worker = s.spawn(
+            "worker-cluster",
+            [sys.executable, "-m", "encore.cli", "worker"],
+            ENCORE_REDIS_URL=cluster.address,
+            ENCORE_REDIS_CLUSTER="true",
+            ENCORE_STREAM_APP_ID="encore-streams-bench-cluster",
+        )
+        applied = asyncio.run(wait_applied(cluster.address, s.partitions, last, cluster=True))
+        worker.stop()
+    finally:
+        cluster.stop()
+    return {
+        **applied,
+        "nodes": 3,
+        "events_per_s": round(events / applied["applying_s"], 1),
+    }
+
+
 def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> dict[str, Any]:
     """The whole benchmark; returns the result document."""
     with stack("stream") as s:
@@ -278,6 +308,7 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
                 "seconds": round(rep.seconds, 2),
                 "events_per_s": round(rep.events_per_s, 1),
             }
+        on_cluster = live_on_cluster(s, last, events)
         memory.update(asyncio.run(track_memory()))  # last: these tracks are not in the topics
 
     events_per_record = events / gen["records"]
@@ -304,6 +335,7 @@ def run(events: int = 1_000_000, users: int = 50_000, tracks: int = 20_000) -> d
             "ratio_to_raw_consume": round(live_eps / raw_eps, 4),
         },
         "memory": memory,
+        "worker_on_redis_cluster": on_cluster,
         "replay": replays[1],
         "replay_2_processes": replays[2],
         "goals": {"worker_events_per_s": 50_000, "replay_events_per_s": 150_000},
@@ -330,6 +362,15 @@ def render(r: dict[str, Any]) -> str:
             f"{r['worker']['ratio_to_raw_consume']:.1%} of raw consume; "
             f"goal {r['goals']['worker_events_per_s']:,}",
         ],
+        [
+            "one worker, live, on a Redis Cluster",
+            f"{r['worker_on_redis_cluster']['events_per_s']:,.0f} events/s",
+            f"3 masters on the same cores; "
+            f"{r['worker_on_redis_cluster']['events_per_s'] / r['worker']['events_per_s']:.2f}x "
+            "the single Redis",
+        ]
+        if "worker_on_redis_cluster" in r
+        else ["one worker, live, on a Redis Cluster", "not measured", ""],
         [
             "**replay, 1 process**",
             f"**{r['replay']['events_per_s']:,.0f} events/s**",
