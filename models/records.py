@@ -22,12 +22,14 @@ A listener's state is one Redis string in a compact binary form. One listener
 with 20 events and a 64-d taste vector takes about 500 bytes, of which 256 are
 the vector; the JSON hash it replaces took about 1,200.
 
-User state layout (version 1, little-endian; ``v`` an unsigned LEB128 varint, ``z`` a
+User state layout (version 2, little-endian; ``v`` an unsigned LEB128 varint, ``z`` a
 zigzag varint, ``s`` a varint length then UTF-8 bytes)::
 
-    B   version (1)
+    B   version (2; version 1 differs only in the model, always ``s``)
     v   n (events folded)          v  last_ms          z  vec_t - last_ms
-    s   model (item-space version the vector is in)
+    m   model (item-space version the vector is in): v 0 then v its time in
+        microseconds when it is an artifact version name, else v length + 1
+        and its UTF-8 bytes
     B   session present (0/1), then v last_ms - last, v last - start,
         v plays, v skips, v streak
     v   m (history entries), then, when m > 0:
@@ -47,8 +49,11 @@ state stay byte-equal.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -59,7 +64,7 @@ from models.linkhealth import LinkHealth
 from models.serving import CatalogTrack
 from models.state import UserState
 
-VERSION = 1
+VERSION = 2
 TYPES = ("play", "skip", "like", "unlike", "dislike")
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
 _PALETTE_MAX = 32  # 5 bits of the code byte
@@ -146,6 +151,47 @@ class _Reader:
 
 def _tracks(out: bytearray, tracks: list[str]) -> None:
     _text(out, "\x00".join(tracks))
+
+
+_VERSION_NAME = re.compile(r"\d{8}T\d{12}Z")  # models.io.artifacts.new_version
+
+
+@lru_cache(maxsize=64)
+def _version_us(model: str) -> int | None:
+    """An artifact version name (UTC time to the microsecond) as microseconds since
+    1970, when it is one and prints back the same; else None."""
+    if not _VERSION_NAME.fullmatch(model):
+        return None
+    try:
+        when = datetime.strptime(model[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    us = int(when.timestamp()) * 1_000_000 + int(model[15:21])
+    return us if _version_name(us) == model else None
+
+
+@lru_cache(maxsize=64)
+def _version_name(us: int) -> str:
+    when = datetime.fromtimestamp(us // 1_000_000, UTC)
+    return when.strftime("%Y%m%dT%H%M%S") + f"{us % 1_000_000:06d}Z"
+
+
+def _model(out: bytearray, model: str) -> None:
+    """The item-space version: 0 and its time in microseconds when it is a version name
+    (8 bytes instead of 23), else its length + 1 and its text."""
+    us = _version_us(model)
+    if us is None:
+        raw = model.encode()
+        _uv(out, len(raw) + 1)
+        out += raw
+    else:
+        out.append(0)
+        _uv(out, us)
+
+
+def _read_model(r: _Reader) -> str:
+    n = r.uv()
+    return _version_name(r.uv()) if n == 0 else r.take(n - 1).decode()
 
 
 def _read_tracks(r: _Reader, m: int) -> list[str]:
@@ -266,7 +312,7 @@ def encode_user(state: UserState) -> bytes:
     _uv(out, state.n)
     _uv(out, last)
     _zz(out, int(state.vec_t) - last)
-    _text(out, state.model)
+    _model(out, state.model)
     s = state.session
     if s:
         out.append(1)
@@ -292,12 +338,12 @@ def decode_user(raw: bytes | None) -> UserState:
         return UserState()
     r = _Reader(raw)
     version = r.byte()
-    if version != VERSION:
-        raise RecordError(f"user state version {version}, this code reads {VERSION}")
+    if version not in (1, VERSION):
+        raise RecordError(f"user state version {version}, this code reads 1 and {VERSION}")
     n = r.uv()
     last = r.uv()
     vec_t = last + r.zz()
-    model = r.text()
+    model = r.text() if version == 1 else _read_model(r)
     session: dict[str, int] = {}
     if r.byte():
         s_last = last - r.uv()

@@ -135,7 +135,7 @@ def test_nothing_stored_is_a_new_listener() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b"\x02", "version 2"),
+        (b"\x03", "version 3"),
         (b"\x01\x80", "ends inside a number"),
         (b"\x01\x01\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", "vector"),
     ],
@@ -177,3 +177,36 @@ def test_lag_and_link_status_values() -> None:
     assert decode_lag(encode_lag(42, 1_700).encode()) == 42
     assert decode_link_status(None) == "unknown"
     assert decode_link_status(b"dead") == "dead"
+
+
+@pytest.mark.parametrize(
+    ("model", "compact"),
+    [
+        ("20261130T194051123456Z", True),  # an artifact version name: stored as its time
+        ("19700101T000000000000Z", True),
+        ("20261399T194051123456Z", False),  # not a date: stored as text
+        ("20261130T194051123456Zx", False),
+        ("als-v3", False),
+        ("", False),
+    ],
+)
+def test_the_model_version_round_trips_whatever_its_form(model: str, compact: bool) -> None:
+    def stored(name: str) -> bytes:
+        return encode_user(
+            UserState(vec=np.ones(2, dtype=np.float32), vec_t=5, model=name, n=1, last_ms=5)
+        )
+
+    raw = stored(model)
+    assert decode_user(raw).model == model
+    text_size = len(stored("x" * len(model)))  # the same length, never a version name
+    assert (len(raw) < text_size - 10) is compact
+
+
+def test_a_version_1_state_still_reads() -> None:
+    state = UserState(vec=np.ones(2, dtype=np.float32), vec_t=5, model="als-v3", n=1, last_ms=5)
+    v2 = encode_user(state)
+    assert v2[0] == 2
+    # version 1 wrote the model as length then text; "als-v3" is text in version 2 too,
+    # written as length + 1
+    v1 = bytes([1]) + v2[1:4] + bytes([v2[4] - 1]) + v2[5:]
+    _same(decode_user(v1), state)
