@@ -9,11 +9,10 @@ those imports (the ``encore train``/``eval`` commands call it first);
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from models.threads import THREAD_VARS
+from models.threads import THREAD_VARS, limit_loaded
 from models.threads import limit_env as _limit_native_env
 
 __all__ = ["THREAD_VARS", "limit_env", "one_thread"]
@@ -29,12 +28,10 @@ def limit_env() -> None:
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """Cap BLAS/OpenMP pools (and torch, if loaded) at one thread inside the block."""
-    from threadpoolctl import threadpool_limits
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-    if "faiss" in sys.modules:
-        sys.modules["faiss"].omp_set_num_threads(1)
-    with threadpool_limits(1):
+    """Cap BLAS/OpenMP pools (and torch and faiss, if loaded) at one thread inside the block
+    (the BLAS/OpenMP limits are restored after it)."""
+    limiter = limit_loaded(1)
+    try:
         yield
+    finally:
+        limiter.restore_original_limits()
