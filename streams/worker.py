@@ -85,7 +85,6 @@ class Worker:
         self.applier = build_applier(settings, self.store, self.dead_letter, self.items, content)
         self.pending_seek: dict[tuple[str, int], int] = {}
         self._space_checked = False
-        self._space_lock = asyncio.Lock()
         self.app = self._build_app()
 
     def _build_app(self) -> PositionedApp:
@@ -188,12 +187,9 @@ class Worker:
         The watcher's own loop loads it too, but possibly after the first records
         arrive; a batch folded without the space would give listeners other vectors
         than a replay, which loads the space first."""
-        if self._space_checked:
-            return
-        async with self._space_lock:
-            if not self._space_checked:
-                await self.watcher.check()
-                self._space_checked = True
+        if not self._space_checked:
+            await self.watcher.check()  # concurrent first batches wait for one load
+            self._space_checked = True
 
     async def _process(self, topic: str, stream: Any, events: Sequence[Any]) -> None:
         await self._first_space()

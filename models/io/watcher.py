@@ -87,6 +87,7 @@ class ArtifactWatcher:
         self.clock = clock
         self.failures: dict[str, Failure] = {}
         """The last failure per kind, until the version it names is served."""
+        self._polling = asyncio.Lock()  # polls never overlap, so a version loads once
 
     def _load(self, kind: str, version: str) -> Any:
         return self.loaders[kind](self.store.load(kind, version))
@@ -160,8 +161,10 @@ class ArtifactWatcher:
         return True
 
     async def check(self) -> list[str]:
-        """One poll of every watched kind; the kinds swapped."""
-        return [kind for kind in self.loaders if await self.check_kind(kind)]
+        """One poll of every watched kind; the kinds swapped. A poll that starts while
+        another runs waits for it (and then finds the version it loaded served)."""
+        async with self._polling:
+            return [kind for kind in self.loaders if await self.check_kind(kind)]
 
     async def run(self, interval_s: float) -> None:
         """Poll forever; an unexpected error is logged and the next poll goes ahead."""

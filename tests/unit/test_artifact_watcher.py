@@ -94,6 +94,14 @@ async def test_swaps_in_a_new_version_and_leaves_it_alone_after(setup: Setup) ->
     assert served.loads == ["v1", "v2"]
 
 
+async def test_polls_at_the_same_time_load_a_version_once(setup: Setup) -> None:
+    store, served, _, watcher = setup
+    publish(store, "v1")
+    swapped = await asyncio.gather(watcher.check(), watcher.check(), watcher.check())
+    assert sorted(swapped) == [[], [], [KIND]]
+    assert served.loads == ["v1"]
+
+
 async def test_keeps_the_old_on_a_bad_version_and_says_why(setup: Setup) -> None:
     store, served, _, watcher = setup
     publish(store, "v1")
