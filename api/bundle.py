@@ -97,7 +97,7 @@ def load_collab(art: Artifact) -> Collab:
         art.json("item_artists.json") if "item_artists.json" in files else None,
         what=f"{art.kind}/{art.version}",
     )
-    _ = collab.popular  # joined here, off the event loop, not by the first request
+    _ = collab.popular_scores  # joined here, off the event loop, not by the first request
     return collab
 
 

@@ -21,6 +21,7 @@ from models import queryindex
 from models.index import index_kind
 from models.intent import QUERY_PROBLEMS, query_problem
 from models.io.text import TextModel
+from models.pool import Items, Pool, PoolBuilder
 from models.query import (
     Mood,
     QuerySpace,
@@ -33,7 +34,7 @@ from models.query import (
     space_from_items,
 )
 from models.ranking import LRU
-from models.rerank import Candidate, Context, Filters, describe, merge, rerank
+from models.rerank import Context, Filters, rerank
 from models.tagspace import TagSpace
 
 CANDIDATES = 200
@@ -102,8 +103,8 @@ def mood_json(content: Content | None, track: str) -> dict[str, float] | None:
 
 
 def _retrieve(
-    content: Content, query: str, vec: np.ndarray
-) -> tuple[Mood, Ranking, list[Candidate]]:
+    content: Content, items: Items, query: str, vec: np.ndarray
+) -> tuple[Mood, Ranking, Pool]:
     """Mood, ranking and candidates of a query (whole-catalog array work: a pool job)."""
     mood = detect_mood(query, vec, content.lexicon, content.text_to_mood, content.text_to_mood_bias)
     target = (mood.valence, mood.arousal) if mood.source != "none" else None
@@ -121,7 +122,7 @@ def _retrieve(
         k=CANDIDATES,
         lexicon=frozenset(content.lexicon),
     )
-    return mood, ranking, candidates(ranking, content.ids)
+    return mood, ranking, candidates(ranking, items)
 
 
 async def query_recs(
@@ -157,7 +158,7 @@ async def query_recs(
             "degraded_reasons": [reason],
             "timings_ms": timer.stages,
         }
-    mood, ranking, pool = await engine.pool.run(_retrieve, content, query, vec)
+    mood, ranking, pool = await engine.pool.run(_retrieve, content, bundle.items, query, vec)
     degraded = [] if content.query_space is not None else ["no_tag_space"]
     timer.lap("retrieve")
 
@@ -173,6 +174,7 @@ async def query_recs(
         engine,
         keys,
         degraded,
+        pool,
         lambda: rerank(
             pool,
             rerank_weights(ranking),
@@ -202,7 +204,7 @@ async def query_recs(
             "words": list(mood.words),
             "source": mood.source,
         },
-        "candidates": describe(pool),
+        "candidates": pool.describe(),
         "items": items,
         "degraded": bool(degraded),
         "degraded_reasons": degraded,
@@ -210,36 +212,27 @@ async def query_recs(
     }
 
 
-def _neighbours(bundle: Bundle, track: str) -> list[list[Candidate]]:
-    """A track's collaborative, text and audio neighbours (index searches: a pool job)."""
-    collab, content = bundle.collab, bundle.content
-    groups: list[list[Candidate]] = []
+def _neighbours(bundle: Bundle, track: str) -> Pool | None:
+    """A track's collaborative, text and audio neighbours, itself left out (index
+    searches: a pool job); None when no model knows the track."""
+    collab, content, items = bundle.collab, bundle.content, bundle.items
+    out = PoolBuilder(items)
+    own = items.row.get(track, -1)
+    known = False
     if collab is not None and track in collab.row:
         rows, scores = collab.search(collab.raw_items[collab.row[track]], 100)
-        groups.append(
-            [
-                Candidate(collab.ids[r], {"collab": float(s)}, ["collab"], seed=track)
-                for r, s in zip(rows, scores, strict=True)
-            ]
-        )
+        rows = items.of["collab"][rows]
+        out.add("collab", rows[rows != own], {"collab": scores[rows != own]}, seed=track)
+        known = True
     if content is not None and track in content.row:
         row = content.row[track]
         rows, scores = content.search_text(content.text[row], 100)
-        groups.append(
-            [
-                Candidate(content.ids[r], {"text": float(s)}, ["text"], seed=track)
-                for r, s in zip(rows, scores, strict=True)
-            ]
-        )
+        out.add("text", rows[rows != own], {"text": scores[rows != own]}, seed=track)
         if content.audio is not None:
             rows, scores = content.search_audio(content.audio[row], 100)
-            groups.append(
-                [
-                    Candidate(content.ids[r], {"audio": float(s)}, ["audio"], seed=track)
-                    for r, s in zip(rows, scores, strict=True)
-                ]
-            )
-    return groups
+            out.add("audio", rows[rows != own], {"audio": scores[rows != own]}, seed=track)
+        known = True
+    return out.build() if known else None
 
 
 async def similar_tracks(
@@ -247,10 +240,9 @@ async def similar_tracks(
 ) -> dict[str, Any] | None:
     """``GET /v1/tracks/{id}/similar`` (None: the track is unknown to every model)."""
     timer = Timer("similar")
-    groups = await engine.pool.run(_neighbours, bundle, track)
-    if not groups:
+    pool = await engine.pool.run(_neighbours, bundle, track)
+    if pool is None:
         return None
-    pool = [c for c in merge(groups) if c.track_id != track]
     timer.lap("retrieve")
     catalog: dict[str, CatalogTrack] = {}
     await enrich(engine, bundle, None, pool, catalog, [])

@@ -6,11 +6,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from api.bundle import Bundle
 from api.reader import CatalogTrack
 from api.recommend import Engine, Timer, artist_key, enrich, item_json
+from models.pool import Pool, PoolBuilder
 from models.query import mood_similarity
-from models.rerank import Candidate, Context, Filters, merge, rerank
+from models.rerank import Context, Filters, rerank
 
 
 @dataclass
@@ -18,7 +21,7 @@ class _Found:
     rows: list[int]
     genre: str | None
     mood: tuple[float, float]
-    pool: list[Candidate]
+    pool: Pool
 
 
 def _retrieve(bundle: Bundle, artist_id: str) -> _Found | None:
@@ -39,32 +42,18 @@ def _retrieve(bundle: Bundle, artist_id: str) -> _Found | None:
     mood = mood_similarity(content.mood, (float(v), float(a)))
     centroid = content.text[rows].mean(axis=0)
     t_rows, t_scores = content.search_text(centroid, 300)
-    groups = [
-        [
-            Candidate(content.ids[r], {"text": float(s), "mood": float(mood[r])}, ["text"])
-            for r, s in zip(t_rows, t_scores, strict=True)
-        ]
-    ]
+    out = PoolBuilder(bundle.items)
+    out.add("text", t_rows, {"text": t_scores, "mood": mood[t_rows]})
     if genre:
         same = [i for i, item in enumerate(content.items) if item.get("genre") == genre]
-        top = sorted(same, key=lambda i: -mood[i])[:300]
-        groups.append(
-            [
-                Candidate(content.ids[i], {"mood": float(mood[i]), "genre": 1.0}, ["genre"])
-                for i in top
-            ]
-        )
+        top = np.array(sorted(same, key=lambda i: -mood[i])[:300], np.int64)
+        out.add("genre", top, {"mood": mood[top], "genre": np.ones(len(top))})
     if collab is not None:
         own = [collab.row[content.ids[i]] for i in rows if content.ids[i] in collab.row]
         if own:
             c_rows, c_scores = collab.search(collab.raw_items[own].mean(axis=0), 200)
-            groups.append(
-                [
-                    Candidate(collab.ids[r], {"collab": float(s)}, ["collab"])
-                    for r, s in zip(c_rows, c_scores, strict=True)
-                ]
-            )
-    return _Found(rows, genre, (float(v), float(a)), merge(groups))
+            out.add("collab", bundle.items.of["collab"][c_rows], {"collab": c_scores})
+    return _Found(rows, genre, (float(v), float(a)), out.build())
 
 
 async def radio(engine: Engine, bundle: Bundle, artist_id: str, n: int) -> dict[str, Any] | None:

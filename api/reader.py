@@ -38,6 +38,7 @@ class Reader:
         self.window_s = trending_window_s
         self.shared_max_age_s = shared_max_age_s
         self._bandit: tuple[float, int, list[Any]] | None = None
+        self._generation = 0  # the last generation seen (the guess of user_state)
         self._shared: dict[str, tuple[float, int, Any]] = {}
         self._refreshing: dict[str, asyncio.Task[Any]] = {}
 
@@ -45,6 +46,23 @@ class Reader:
         """Key layout of the active generation."""
         gen = await self.store.get_int(generation_key(self.prefix), 0)
         return Keys(self.prefix, gen, self.partitions)
+
+    async def user_state(self, user_id: str) -> tuple[Keys, UserState]:
+        """The active key layout and a user's state, in one round trip: the generation
+        is read together with the user's key under the last generation seen, and only
+        when a cutover changed it is the user read again under the new one."""
+        guess = self._generation
+        gen_raw, raw = await self.store.read(
+            [
+                ops.get(generation_key(self.prefix)),
+                ops.get(Keys(self.prefix, guess, self.partitions).user(user_id)),
+            ]
+        )
+        keys = Keys(self.prefix, int(gen_raw or 0), self.partitions)
+        if keys.generation != guess:
+            self._generation = keys.generation
+            [raw] = await self.store.read([ops.get(keys.user(user_id))])
+        return keys, decode_user(raw)
 
     async def user(self, keys: Keys, user_id: str) -> UserState:
         """A user's state (a new user is an empty state)."""

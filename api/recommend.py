@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -18,8 +19,9 @@ from api.reader import Reader, bounded
 from models import ranking
 from models.bandit import Policy, Posterior, choose, posteriors
 from models.keys import Keys
+from models.pool import Pool
 from models.ranking import LRU, RankConfig, track_info
-from models.rerank import Candidate, Filters, Ranked, describe
+from models.rerank import Filters, Ranked
 from models.serving import Bundle, CatalogTrack, artist_key
 from models.state import FoldConfig, UserState
 from models.urls import is_web
@@ -77,37 +79,43 @@ class Engine:
         return RankConfig(fold=self.fold, mmr_lambda=lam, artist_gap=self.artist_gap)
 
 
-async def gather_state(
-    engine: Engine, user_id: str, timer: Timer
-) -> tuple[
-    Keys | None,
-    UserState,
-    list[Mapping[Any, Any]],
-    dict[str, float],
-    list[tuple[str, float]],
-    list[str],
-]:
-    """User state, arm reward sums, trending and fresh tracks; degrades to empty on failure."""
-    degraded: list[str] = []
-    state, trending, fresh = UserState(), {}, []
-    sums: list[Mapping[Any, Any]] = []
-    keys = None
-    if engine.reader is None:
-        degraded.append("redis_not_configured")
-    else:
-        try:
-            keys = await bounded(engine.reader.keys(), engine.timeout_s)
-            now = time.time()
-            state = await bounded(engine.reader.user(keys, user_id), engine.timeout_s)
-            sums = await bounded(engine.reader.bandit_sums(keys), engine.timeout_s)
-            trending = await bounded(engine.reader.trending(keys, now), engine.timeout_s)
-            fresh = await bounded(engine.reader.fresh(keys), engine.timeout_s)
-        except INFRA as exc:
-            log.warning("state unavailable: %s", exc)
-            degraded.append("redis_unavailable")
-            keys = None
+@dataclass(frozen=True)
+class Snapshot:
+    """What a personal request reads from Redis before ranking (``keys`` None: Redis was
+    unavailable or not configured, and the rest is empty; ``degraded`` says why)."""
+
+    keys: Keys | None
+    state: UserState
+    sums: list[Mapping[Any, Any]]
+    trending: dict[str, float]
+    fresh: list[tuple[str, float]]
+    degraded: list[str]
+
+
+async def gather_state(engine: Engine, user_id: str, timer: Timer) -> Snapshot:
+    """User state, arm reward sums, trending and fresh tracks under one deadline: one
+    round trip for the generation and the user's state (the rest is shared by every
+    request and re-read in the background); degrades to empty on failure."""
+    reader = engine.reader
+    if reader is None:
+        timer.lap("state")
+        return Snapshot(None, UserState(), [], {}, [], ["redis_not_configured"])
+    try:
+        async with asyncio.timeout(engine.timeout_s):
+            keys, state = await reader.user_state(user_id)
+            snap = Snapshot(
+                keys,
+                state,
+                await reader.bandit_sums(keys),
+                await reader.trending(keys, time.time()),
+                await reader.fresh(keys),
+                [],
+            )
+    except INFRA as exc:
+        log.warning("state unavailable: %s", exc)
+        snap = Snapshot(None, UserState(), [], {}, [], ["redis_unavailable"])
     timer.lap("state")
-    return keys, state, sums, trending, fresh, degraded
+    return snap
 
 
 async def read_catalog(
@@ -129,15 +137,13 @@ async def read_catalog(
 
 
 async def read_links(
-    engine: Engine, keys: Keys | None, pool: list[Candidate], degraded: list[str]
+    engine: Engine, keys: Keys | None, tracks: list[str], degraded: list[str]
 ) -> dict[str, str]:
-    """Link status of the given candidates (empty when Redis is unavailable)."""
-    if keys is None or engine.reader is None or not pool:
+    """Link status of the given tracks (empty when Redis is unavailable)."""
+    if keys is None or engine.reader is None or not tracks:
         return {}
     try:
-        links: dict[str, str] = await bounded(
-            engine.reader.links(keys, [c.track_id for c in pool]), engine.timeout_s
-        )
+        links: dict[str, str] = await bounded(engine.reader.links(keys, tracks), engine.timeout_s)
         return links
     except INFRA as exc:
         log.warning("link health unavailable: %s", exc)
@@ -154,13 +160,14 @@ async def rank_alive(
     engine: Engine,
     keys: Keys | None,
     degraded: list[str],
+    pool: Pool,
     rank_once: Callable[[], list[Ranked]],
 ) -> list[Ranked]:
     """Rank, then read the link status of the picked tracks only; while one is dead, rank
     again without it.
 
-    The pool comes annotated with every link "unknown", so nothing is filtered as dead
-    at first. Reading the status of the few picked tracks instead of the whole pool
+    The pool comes with every link "unknown", so nothing is filtered as dead at
+    first. Reading the status of the few picked tracks instead of the whole pool
     (hundreds) gives the same list as filtering the whole pool first: a dead track the
     list never picked changed no greedy step. After ``LINK_ROUNDS`` rankings any dead
     track still picked is dropped (the list can then be shorter).
@@ -171,13 +178,14 @@ async def rank_alive(
         ask = [r.candidate for r in ranked if r.candidate.track_id not in known]
         if not ask:
             break
-        links = await read_links(engine, keys, ask, degraded)
+        links = await read_links(engine, keys, [c.track_id for c in ask], degraded)
         for c in ask:
             c.link = links.get(c.track_id, "unknown")
+            pool.set_link(c.position, c.link)
             known.add(c.track_id)
         if not any(c.link == "dead" for c in ask):
             return ranked
-        ranked = rank_once()  # the dead ones now fail the hard filter
+        ranked = rank_once()  # the dead ones are now dropped after scoring
     return [r for r in ranked if r.candidate.link != "dead"]
 
 
@@ -185,16 +193,16 @@ async def enrich(
     engine: Engine,
     bundle: Bundle,
     keys: Keys | None,
-    pool: list[Candidate],
+    pool: Pool,
     catalog: dict[str, CatalogTrack],
     degraded: list[str],
 ) -> None:
-    """Read what the artifacts do not know about the pool, then annotate every candidate
-    (link status "unknown": :func:`rank_alive` reads it for the tracks a list picks)."""
-    await read_catalog(
-        engine, keys, ranking.unknown_tracks(bundle, pool, catalog), catalog, degraded
-    )
-    ranking.annotate(bundle, pool, catalog, {})
+    """Read the catalog rows of the candidates no artifact describes, then join every
+    candidate's facts (link status "unknown": :func:`rank_alive` reads it for the tracks
+    a list picks)."""
+    unknown = [t for t in pool.needs_catalog() if t not in catalog]
+    await read_catalog(engine, keys, unknown, catalog, degraded)
+    pool.join(catalog)
 
 
 def public_link(url: Any) -> str | None:
@@ -253,34 +261,36 @@ async def personal(
 ) -> dict[str, Any]:
     """``GET /v1/users/{user_id}/recommendations``."""
     timer = Timer("personal")
-    keys, state, sums, trending, fresh, degraded = await gather_state(engine, user_id, timer)
-    policy, post = arm_posteriors(bundle, sums)
+    snap = await gather_state(engine, user_id, timer)
+    keys, state, degraded = snap.keys, snap.state, list(snap.degraded)
+    policy, post = arm_posteriors(bundle, snap.sums)
     arm, propensity = choose(policy, post, ranking.draw_seed(user_id, state, bundle.versions()))
     timer.lap("bandit")
 
     cfg = engine.rank_config(bundle)
     now_ms = int(time.time() * 1000)
-    req = ranking.Request(user_id, state, trending, fresh, now_ms)
+    req = ranking.Request(user_id, state, snap.trending, snap.fresh, now_ms)
     catalog: dict[str, CatalogTrack] = {}
     await read_catalog(
         engine, keys, ranking.history_tracks_to_join(bundle, state), catalog, degraded
     )
     pool, missing = ranking.candidates(bundle, req, catalog, cfg, engine.collab_cache)
     degraded += missing
-    for source, count in describe(pool).items():
+    counts = pool.describe()
+    for source, count in counts.items():
         metrics.CANDIDATES.labels(source).inc(count)
     timer.lap("candidates")
 
-    await read_catalog(
-        engine, keys, ranking.unknown_tracks(bundle, pool, catalog), catalog, degraded
-    )
-    prepared = ranking.prepare(bundle, req, pool, catalog, {})
+    unknown = [t for t in pool.needs_catalog() if t not in catalog]
+    await read_catalog(engine, keys, unknown, catalog, degraded)
+    prepared = ranking.prepare(bundle, req, pool, catalog)
     timer.lap("enrich")
 
     ranked = await rank_alive(
         engine,
         keys,
         degraded,
+        pool,
         lambda: ranking.rank(
             prepared,
             policy.arms[arm],
@@ -304,7 +314,7 @@ async def personal(
         "degraded_reasons": sorted(set(degraded)),
         "model_versions": bundle.versions(),
         "session": {"skip_streak": state.session.get("streak", 0), "events": state.n},
-        "candidates": describe(pool),
+        "candidates": counts,
         "items": [item_json(r, bundle, catalog) for r in ranked],
         "timings_ms": timer.stages,
     }

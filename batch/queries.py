@@ -35,6 +35,7 @@ import numpy as np
 
 from models.io.artifacts import Artifact
 from models.io.queryspace import load_query_space
+from models.pool import facts_of, make_items
 from models.query import candidates, detect_mood, rank, rerank_weights
 from models.rerank import Context, Filters, rerank
 
@@ -210,10 +211,10 @@ def api_ranking(q: str, vec: np.ndarray, a: QueryArrays, k: int = K) -> tuple[li
         k=200,
         lexicon=frozenset(a.lexicon),
     )
-    pool = candidates(ranking, a.ids)
-    row_of = a.extra.setdefault("row_of", {t: i for i, t in enumerate(a.ids)})
-    for c in pool:  # what the API's enrich step sets from the catalog
-        c.artist = a.items[row_of[c.track_id]].get("artist_id")
+    items = a.extra.get("items")
+    if items is None:  # the facts the API's pool joins, built once per arrays
+        items = a.extra["items"] = make_items(a.ids, facts_of(a.items))
+    pool = candidates(ranking, items)
     ranked = rerank(
         pool,
         rerank_weights(ranking),

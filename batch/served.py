@@ -114,7 +114,7 @@ def prepare_stage(
     for u in users:
         req = Request(data.users[u], states[int(u)], {}, [], now_ms)
         pool, _ = ranking.candidates(bundle, req, {}, cfg)
-        prepared.append(ranking.prepare(bundle, req, pool, {}, {}))
+        prepared.append(ranking.prepare(bundle, req, pool, {}))
         requests.append(req)
     return Stage(users, prepared, requests, target)
 

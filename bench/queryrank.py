@@ -38,7 +38,7 @@ from models import queryindex
 from models.index import build_index
 from models.io.artifacts import ArtifactError, ArtifactStore, save_array, save_json
 from models.io.queryspace import load_query_space, save_tag_space
-from models.serving import Content
+from models.serving import Bundle, Content
 from models.tagspace import TagSpace, item_matrix
 
 CATALOGS = (10_000, 100_000)
@@ -130,14 +130,15 @@ def queries(content: Content, seed: int = 1) -> list[tuple[str, np.ndarray]]:
 
 def time_ranking(content: Content, asked: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
     """Median and p95 ms of the route's pool job, per call."""
+    items = Bundle(content=content).items
     for text, vec in asked:  # warm up
-        _retrieve(content, text, vec)
+        _retrieve(content, items, text, vec)
     ms: list[float] = []
     kinds: dict[str, int] = {}
     for _ in range(ROUNDS):
         for text, vec in asked:
             t = time.perf_counter()
-            _mood, ranking, _pool = _retrieve(content, text, vec)
+            _mood, ranking, _pool = _retrieve(content, items, text, vec)
             ms.append((time.perf_counter() - t) * 1000)
             kinds[ranking.intent.kind] = kinds.get(ranking.intent.kind, 0) + 1
     return {

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.intent import Intent, NameIndex, classify
+from models.pool import Items, Pool, PoolBuilder
 from models.queryindex import QueryIndex
-from models.rerank import Candidate
 from models.tagspace import TagSpace
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -343,12 +343,13 @@ def _audio_centre(descr: np.ndarray, audio: np.ndarray, has: np.ndarray) -> np.n
     return np.asarray(centre / max(float(np.linalg.norm(centre)), 1e-9), dtype=np.float32)
 
 
-def candidates(ranking: Ranking, ids: list[str]) -> list[Candidate]:
-    """The ranked rows as rerank candidates, their score under :attr:`Ranking.signal`."""
-    return [
-        Candidate(ids[r], {ranking.signal: float(s)}, [ranking.intent.kind])
-        for r, s in zip(ranking.rows, ranking.scores, strict=True)
-    ]
+def candidates(ranking: Ranking, items: Items) -> Pool:
+    """The ranked rows as a rerank pool, their score under :attr:`Ranking.signal`
+    (``items``: the item rows of the content model the ranking ran on, which come
+    first)."""
+    out = PoolBuilder(items)
+    out.add(ranking.intent.kind, np.asarray(ranking.rows), {ranking.signal: ranking.scores})
+    return out.build()
 
 
 def rerank_weights(ranking: Ranking) -> dict[str, float]:

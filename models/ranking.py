@@ -5,20 +5,22 @@ The API (``api/recommend.py``) and the served-quality evaluation
 differs (Redis and published artifacts, or a split of a dataset).
 
 1. :func:`candidates` gathers scored candidates from every source the bundle
-   has: the collaborative source (the hybrid's precomputed list when it knows
-   the user, else ALS, else LightGCN), the real-time taste vector, popular,
-   content neighbours of recent plays, trending and fresh tracks.
-2. The caller looks up what the artifacts do not know about the pool (catalog
-   rows of new tracks, link status): :func:`unknown_tracks` says which.
-3. :func:`prepare` joins the pool with the catalog and the user's history
-   (artist, genre, year, link, diversity vector; recent plays, dislikes,
+   has into one columnar pool (:mod:`models.pool`; item rows and score arrays,
+   no object per candidate): the collaborative source (the hybrid's
+   precomputed list when it knows the user, else ALS, else LightGCN), the
+   real-time taste vector, popular, content neighbours of recent plays,
+   trending and fresh tracks.
+2. The caller reads the catalog rows of the candidates no artifact describes
+   (:meth:`models.pool.Pool.needs_catalog`: new tracks).
+3. :func:`prepare` joins the pool's facts (artist, genre, year, whether it is
+   music, diversity vector) and the user's history (recent plays, dislikes,
    blocked and skipped artists); :func:`rank` scores it with one arm's blend
-   weights and picks the list (filters, MMR, artist spacing, reasons).
+   weights and picks the list (filters, MMR, artist spacing, reasons); link
+   status is read for the picked tracks only (``api.recommend.rank_alive``).
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from models.bandit import request_seed
-from models.rerank import Candidate, Context, Filters, Ranked, merge, rerank
-from models.serving import Bundle, CatalogTrack, Collab, Content, artist_key
+from models.pool import Pool, PoolBuilder, artist_key
+from models.rerank import Context, Filters, Ranked, rerank
+from models.serving import Bundle, CatalogTrack, Collab, Content
 from models.state import FoldConfig, UserState, artist_signals, fold_extra
 
 
@@ -96,29 +99,20 @@ def track_info(
     return {}
 
 
-def _from_rows(
-    ids: list[str], rows: np.ndarray, scores: np.ndarray, signal: str, source: str
-) -> list[Candidate]:
-    return [
-        Candidate(ids[r], {signal: float(s)}, [source]) for r, s in zip(rows, scores, strict=True)
-    ]
-
-
 def collab_candidates(
-    bundle: Bundle, user_id: str, k: int, cache: LRU | None = None
-) -> tuple[list[Candidate], str | None]:
-    """The batch models' own top items for a known user, and which model gave them.
+    out: PoolBuilder, bundle: Bundle, user_id: str, k: int, cache: LRU | None = None
+) -> str | None:
+    """Add the batch models' own top items for a known user; which model gave them.
 
     The hybrid's precomputed list is preferred, then ALS, then LightGCN: the first
     that knows the user. Factor-model searches are cached per model version.
     """
+    of = out.items.of
     if bundle.hybrid is not None:
-        ids, scores = bundle.hybrid.lookup(user_id)
-        if ids:
-            return [
-                Candidate(t, {"collab": float(s)}, ["collab"])
-                for t, s in zip(ids[:k], scores[:k], strict=True)
-            ], "hybrid"
+        rows, scores = bundle.hybrid.lookup(user_id)
+        if len(rows):
+            out.add("collab", of["hybrid"][rows[:k]], {"collab": scores[:k]})
+            return "hybrid"
     for name, collab in (("als", bundle.collab), ("lightgcn", bundle.lightgcn)):
         if collab is None or user_id not in collab.users:
             continue
@@ -128,8 +122,9 @@ def collab_candidates(
             hit = collab.search(collab.user_factors[collab.users[user_id]], k)
             if cache is not None:
                 cache.put(key, hit)
-        return _from_rows(collab.ids, hit[0], hit[1], "collab", "collab"), name
-    return [], None
+        out.add("collab", of["collab" if name == "als" else name][hit[0]], {"collab": hit[1]})
+        return name
+    return None
 
 
 def realtime_vector(
@@ -150,18 +145,18 @@ def realtime_vector(
     return vec
 
 
-def realtime_candidates(collab: Collab, vec: np.ndarray | None, k: int) -> list[Candidate]:
-    """Items nearest the real-time taste vector."""
-    if vec is None:
-        return []
-    rows, scores = collab.search(vec, k)
-    return _from_rows(collab.ids, rows, scores, "realtime", "realtime")
+def realtime_candidates(out: PoolBuilder, collab: Collab, vec: np.ndarray | None, k: int) -> None:
+    """Add the items nearest the real-time taste vector."""
+    if vec is not None:
+        rows, scores = collab.search(vec, k)
+        out.add("realtime", out.items.of["collab"][rows], {"realtime": scores})
 
 
 def content_candidates(
-    content: Content, state: UserState, per_seed: int, seeds: int = 5
-) -> list[Candidate]:
-    """Text-space neighbours of the user's most recent positively received tracks."""
+    out: PoolBuilder, content: Content, state: UserState, per_seed: int, seeds: int = 5
+) -> None:
+    """Add the text-space neighbours of the user's most recent positively received
+    tracks (each with the track it came from as its seed)."""
     picked: list[tuple[str, int]] = []
     for track, _t, _kind, w in reversed(state.hist):
         if len(picked) >= seeds:
@@ -170,40 +165,37 @@ def content_candidates(
         if w > 0 and row is not None:
             picked.append((track, row))
     if not picked:
-        return []
+        return
     found = content.text_neighbours_of([r for _t, r in picked], per_seed + 1)
-    ids = content.ids
-    return [
-        Candidate(ids[r], {"content": float(s)}, ["content"], seed=track)
-        for (track, row), (rows, scores) in zip(picked, found, strict=True)
-        for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
-        if r != row
-    ]
+    for (track, row), (rows, scores) in zip(picked, found, strict=True):
+        other = rows != row
+        out.add("content", rows[other], {"content": scores[other]}, seed=track)
 
 
-def trending_candidates(trending: Mapping[str, float]) -> list[Candidate]:
-    """Most played over the trending window."""
-    return [Candidate(t, {"trending": math.log1p(n)}, ["trending"]) for t, n in trending.items()]
+def trending_candidates(out: PoolBuilder, trending: Mapping[str, float]) -> None:
+    """Add the most played tracks over the trending window."""
+    if trending:
+        counts = np.fromiter(trending.values(), np.float64, len(trending))
+        out.add_ids("trending", list(trending), {"trending": np.log1p(counts)})
 
 
 def fresh_candidates(
-    fresh: Sequence[tuple[str, float]], now_ms: float, horizon_days: float = 14
-) -> list[Candidate]:
-    """Newest catalog arrivals, scored by recency."""
-    out = []
-    for t, first_ms in fresh:
-        age_days = max(0.0, (now_ms - first_ms) / 86_400_000)
-        score = 1 - age_days / horizon_days
-        if score > 0:  # older than the horizon: not fresh any more
-            out.append(Candidate(t, {"fresh": score}, ["fresh"]))
-    return out
+    out: PoolBuilder, fresh: Sequence[tuple[str, float]], now_ms: float, horizon_days: float = 14
+) -> None:
+    """Add the newest catalog arrivals, scored by recency (none older than the horizon)."""
+    if not fresh:
+        return
+    first = np.array([ms for _t, ms in fresh], np.float64)
+    score = 1 - np.maximum(0.0, (now_ms - first) / 86_400_000) / horizon_days
+    keep = np.flatnonzero(score > 0)
+    out.add_ids("fresh", [fresh[i][0] for i in keep.tolist()], {"fresh": score[keep]})
 
 
-def popular_candidates(collab: Collab | None, k: int) -> list[Candidate]:
-    """Most popular items of the batch model (the cold-start fallback)."""
-    if collab is None or not len(collab.popularity):
-        return []
-    return [Candidate(t, {"popularity": s}, ["popularity"]) for t, s in collab.popular[:k]]
+def popular_candidates(out: PoolBuilder, name: str, collab: Collab, k: int) -> None:
+    """Add the most popular items of a batch model (the cold-start fallback)."""
+    if len(collab.popularity):
+        rows = out.items.of[name][collab.popular_rows[:k]]
+        out.add("popularity", rows, {"popularity": collab.popular_scores[:k]})
 
 
 def history_tracks_to_join(bundle: Bundle, state: UserState, limit: int = 50) -> list[str]:
@@ -220,77 +212,53 @@ def candidates(
     catalog: Mapping[str, CatalogTrack],
     cfg: RankConfig,
     cache: LRU | None = None,
-) -> tuple[list[Candidate], list[str]]:
-    """Every source's candidates, merged; and what is missing (degradation reasons)."""
+) -> tuple[Pool, list[str]]:
+    """Every source's candidates, merged into one pool; and what is missing
+    (degradation reasons)."""
     degraded: list[str] = []
-    groups: list[list[Candidate]] = []
+    out = PoolBuilder(bundle.items)
     collab = bundle.collab
-    own, _source = collab_candidates(bundle, req.user_id, cfg.collab_k, cache)
-    groups.append(own)
+    collab_candidates(out, bundle, req.user_id, cfg.collab_k, cache)
     if collab is not None:
         vec = realtime_vector(collab, req.state, catalog, cfg.fold)
-        groups.append(realtime_candidates(collab, vec, cfg.realtime_k))
+        realtime_candidates(out, collab, vec, cfg.realtime_k)
+        popular_candidates(out, "collab", collab, cfg.popular_k)
     else:
         degraded.append("no_collab_model")
-    groups.append(popular_candidates(collab or bundle.lightgcn, cfg.popular_k))
+        if bundle.lightgcn is not None:
+            popular_candidates(out, "lightgcn", bundle.lightgcn, cfg.popular_k)
     if bundle.content is not None:
-        groups.append(
-            content_candidates(bundle.content, req.state, cfg.content_per_seed, cfg.content_seeds)
-        )
-    groups.append(trending_candidates(req.trending))
-    groups.append(fresh_candidates(req.fresh, req.now_ms))
-    return merge(groups), degraded
+        content_candidates(out, bundle.content, req.state, cfg.content_per_seed, cfg.content_seeds)
+    trending_candidates(out, req.trending)
+    fresh_candidates(out, req.fresh, req.now_ms)
+    return out.build(), degraded
 
 
-def unknown_tracks(
-    bundle: Bundle, pool: Sequence[Candidate], catalog: Mapping[str, CatalogTrack]
-) -> list[str]:
-    """Pool tracks whose metadata neither an artifact nor ``catalog`` holds yet (their
-    catalog rows must be read)."""
-    content = bundle.content
-    return [
-        c.track_id
-        for c in pool
-        if c.track_id not in catalog and (content is None or c.track_id not in content.row)
-    ]
-
-
-def annotate(
-    bundle: Bundle,
-    pool: Sequence[Candidate],
-    catalog: Mapping[str, CatalogTrack],
-    links: Mapping[str, str],
-) -> None:
-    """Artist, genre, year, whether it is music, link status and a diversity vector for
-    every candidate."""
-    collab, content = bundle.collab, bundle.content
-    collab_row = collab.row if collab is not None else {}
-    content_row = content.row if content is not None else {}
-    facts = content.facts if content is not None else []
-    for c in pool:
-        track = c.track_id
-        row = content_row.get(track)
-        if row is not None:  # the content artifact's facts, joined once per version
-            c.artist, c.genre, c.year, c.music = facts[row]
-        else:
-            info = track_info(bundle, catalog, track)
-            c.artist = artist_key(info)
-            c.genre = info.get("genre")
-            c.year = info.get("year")
-            c.music = info.get("is_music") is not False  # the content job flags non-music
-        c.link = links.get(track, "unknown")
-        crow = collab_row.get(track)
-        if crow is not None:
-            c.vector = collab.items[crow]  # type: ignore[union-attr]
-        elif row is not None:
-            c.vector = content.text[row]  # type: ignore[union-attr]
+def artists_of(
+    bundle: Bundle, catalog: Mapping[str, CatalogTrack], tracks: Sequence[str]
+) -> dict[str, str]:
+    """Artist identity of each track that has one: the artifacts' facts, else the
+    catalog topic's row, else what a collaborative model knows."""
+    items = bundle.items
+    rows = items.rows(tracks)
+    codes = items.facts.artist[np.maximum(rows, 0)] if len(items) else rows
+    out = {}
+    for t, r, c in zip(tracks, rows.tolist(), codes.tolist(), strict=True):
+        if 0 <= r < items.known:
+            if c >= 0:
+                out[t] = items.facts.artists.values[c]
+            continue
+        a = artist_key(track_info(bundle, catalog, t))
+        if a:
+            out[t] = a
+    return out
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A pool joined with the catalog and the listener's history, ready to rank."""
 
-    pool: list[Candidate]
+    pool: Pool
     ctx: Context
     titles: dict[str, str]
 
@@ -298,35 +266,28 @@ class Prepared:
 def prepare(
     bundle: Bundle,
     req: Request,
-    pool: list[Candidate],
+    pool: Pool,
     catalog: Mapping[str, CatalogTrack],
-    links: Mapping[str, str],
 ) -> Prepared:
-    """Annotate the pool and derive what the history forbids or penalises.
+    """Join the pool's facts (:meth:`Pool.join`) and derive what the history forbids
+    or penalises.
 
     Every track still in the kept history (``history_len`` events) counts as
     heard and is not recommended again; dislikes, blocked artists and recently
     skipped artists come from the same state.
     """
-    annotate(bundle, pool, catalog, links)
+    pool.join(catalog)
     state = req.state
-    artist_of = {c.track_id: c.artist for c in pool if c.artist}
-    for t in [*state.neg_artist_of, *(h[0] for h in state.hist)]:
-        if t not in artist_of:
-            a = artist_key(track_info(bundle, catalog, t))
-            if a:
-                artist_of[t] = a
+    heard = [h[0] for h in state.hist]
+    artist_of = artists_of(bundle, catalog, list(dict.fromkeys([*state.neg_artist_of, *heard])))
     signals = artist_signals(state, artist_of, req.now_ms)
     ctx = Context(
-        recent=frozenset(h[0] for h in state.hist),
+        recent=frozenset(heard),
         disliked=frozenset(state.neg_tracks),
         blocked_artists=frozenset(signals.blocked),
         artist_skips=signals.skips,
     )
-    titles = {
-        t: str(track_info(bundle, catalog, t).get("title") or t)
-        for t in {c.seed for c in pool if c.seed}
-    }
+    titles = {t: str(track_info(bundle, catalog, t).get("title") or t) for t in pool.seeds}
     return Prepared(pool, ctx, titles)
 
 

@@ -1,7 +1,9 @@
-"""Pure scoring and reranking of candidate tracks.
+"""Pure scoring and reranking of a candidate pool, column by column.
 
-The reader gathers candidates and raw signals; this module turns them into a
-ranked, explained, diverse list:
+The reader gathers candidates and raw signals into a :class:`models.pool.Pool`
+(one array per signal and per fact); this module turns it into a ranked,
+explained, diverse list, with array operations over the whole pool and Python
+objects only for the tracks it picks:
 
 1. hard filters remove what the catalog flags as not music, recently played
    and disliked tracks, blocked and excluded artists, and tracks outside the
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from models.pool import DEAD, NO_CODE, Pool
 
 SKIP_PENALTY = 0.15
 """Score removed per (decayed) recent skip of the track's artist."""
@@ -33,23 +36,36 @@ SKIP_PENALTY = 0.15
 
 @dataclass
 class Candidate:
-    """One candidate track with its raw signals and what is known about it."""
+    """A picked track as a response describes it (a view of one row of its pool)."""
 
     track_id: str
-    signals: dict[str, float] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     artist: str | None = None
     genre: str | None = None
     year: int | None = None
     link: str = "unknown"
     seed: str | None = None  # the played track a content candidate came from
-    vector: np.ndarray | None = None  # for diversity (any space; compared within a request)
-    music: bool = True  # False: the catalog flags it as not music (a podcast, a test tone)
+    position: int = -1  # in the pool
+
+
+def candidate(pool: Pool, i: int) -> Candidate:
+    """The candidate at pool position ``i``."""
+    s = int(pool.seed[i])
+    return Candidate(
+        pool.track_id(i),
+        pool.source_names(i),
+        pool.artist_of(i),
+        pool.genre_of(i),
+        pool.year_of(i),
+        pool.link_of(i),
+        pool.seeds[s] if s >= 0 else None,
+        i,
+    )
 
 
 @dataclass(frozen=True)
 class Filters:
-    """What the request allows."""
+    """What the request allows (``genres`` in lower case)."""
 
     genres: frozenset[str] = frozenset()
     year_min: int | None = None
@@ -59,7 +75,8 @@ class Filters:
 
 @dataclass(frozen=True)
 class Context:
-    """What the user's state says, joined with the catalog."""
+    """What the user's state says, joined with the catalog (artists by
+    :func:`models.pool.artist_key`)."""
 
     recent: frozenset[str] = frozenset()
     disliked: frozenset[str] = frozenset()
@@ -77,51 +94,74 @@ class Ranked:
     reason: str
 
 
-def normalise(candidates: Sequence[Candidate], signals: Sequence[str]) -> dict[str, np.ndarray]:
-    """Min-max normalised signal columns over the candidates (absent -> 0)."""
-    out = {}
-    for s in signals:
-        raw = np.array([c.signals.get(s, np.nan) for c in candidates], dtype=np.float64)
-        present = ~np.isnan(raw)
-        col = np.zeros(len(candidates))
-        if present.any():
-            lo, hi = raw[present].min(), raw[present].max()
-            if hi - lo < 1e-12:  # a constant signal says nothing beyond "present and > 0"
-                col[present] = 1.0 if hi > 0 else 0.0
-            else:
-                col[present] = (raw[present] - lo) / (hi - lo)
-        out[s] = col
+def normalise(raw: np.ndarray) -> np.ndarray:
+    """A signal column min-max normalised over its present values (absent, NaN -> 0)."""
+    present = ~np.isnan(raw)
+    col = np.zeros(len(raw))
+    if present.any():
+        values = raw[present]
+        lo, hi = values.min(), values.max()
+        if hi - lo < 1e-12:  # a constant signal says nothing beyond "present and > 0"
+            col[present] = 1.0 if hi > 0 else 0.0
+        else:
+            col[present] = (values - lo) / (hi - lo)
+    return col
+
+
+def _codes(lookup: Sequence[int | None]) -> np.ndarray:
+    return np.array([c for c in lookup if c is not None], np.int64)
+
+
+def allowed(pool: Pool, filters: Filters, ctx: Context) -> np.ndarray:
+    """Hard filters before scoring, as a mask over the pool: non-music, history,
+    dislikes, blocked and excluded artists, genre and year."""
+    ok = pool.music.copy()
+    if ctx.recent or ctx.disliked:
+        ok &= ~pool.mask(ctx.recent | ctx.disliked)
+    banned = ctx.blocked_artists | filters.exclude_artists
+    if banned:
+        ok &= ~np.isin(pool.artist, _codes([pool.artists.code_of(a) for a in banned]))
+    if filters.genres:
+        ok &= np.isin(pool.genre, _codes([pool.genres.code_of(g) for g in filters.genres]))
+    with np.errstate(invalid="ignore"):
+        if filters.year_min is not None:
+            ok &= pool.year >= filters.year_min  # NaN (no year) compares False
+        if filters.year_max is not None:
+            ok &= pool.year <= filters.year_max
+    return ok
+
+
+def skip_penalty(pool: Pool, skips: Mapping[str, float]) -> np.ndarray:
+    """Per candidate, the decayed count of recent skips of its artist."""
+    out = np.zeros(len(pool))
+    if not skips:
+        return out
+    pairs = [(pool.artists.code_of(a), v) for a, v in skips.items()]
+    pairs = sorted((c, v) for c, v in pairs if c is not None)
+    if not pairs:
+        return out
+    codes = np.array([c for c, _ in pairs], np.int64)
+    values = np.array([v for _, v in pairs])
+    at = np.minimum(np.searchsorted(codes, pool.artist), len(codes) - 1)
+    hit = (codes[at] == pool.artist) & (pool.artist != NO_CODE)
+    out[hit] = values[at[hit]]
     return out
 
 
-def allowed(c: Candidate, filters: Filters, ctx: Context) -> bool:
-    """Hard filters before scoring: non-music, history, dislikes, artists, genre and year."""
-    if not c.music or c.track_id in ctx.recent or c.track_id in ctx.disliked:
-        return False
-    if c.artist is not None and (
-        c.artist in ctx.blocked_artists or c.artist in filters.exclude_artists
-    ):
-        return False
-    if filters.genres and (c.genre is None or c.genre.lower() not in filters.genres):
-        return False
-    if filters.year_min is not None and (c.year is None or c.year < filters.year_min):
-        return False
-    return not (filters.year_max is not None and (c.year is None or c.year > filters.year_max))
-
-
 def _parts(
-    candidates: Sequence[Candidate], weights: Mapping[str, float], ctx: Context
+    pool: Pool, keep: np.ndarray, weights: Mapping[str, float], ctx: Context
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Hybrid scores, and the (signals, candidates) matrix of what each signal added
-    (the last row, ``skips``, is the recent-skip penalty of the track's artist)."""
+    """Hybrid scores of the kept candidates, and the (signals, candidates) matrix of what
+    each signal added (the last row, ``skips``, is the recent-skip penalty of the
+    track's artist)."""
     used = [s for s, w in weights.items() if w != 0]
-    cols = normalise(candidates, used)
-    parts = np.zeros((len(used) + 1, len(candidates)))
+    parts = np.zeros((len(used) + 1, len(keep)))
     for j, s in enumerate(used):
-        parts[j] = weights[s] * cols[s]
+        col = pool.signals.get(s)
+        if col is not None:
+            parts[j] = weights[s] * normalise(col[keep])
     if ctx.artist_skips:
-        skips = np.array([ctx.artist_skips.get(c.artist or "", 0.0) for c in candidates])
-        parts[-1] = -SKIP_PENALTY * skips
+        parts[-1] = -SKIP_PENALTY * skip_penalty(pool, ctx.artist_skips)[keep]
     return parts.sum(axis=0), [*used, "skips"], parts
 
 
@@ -160,13 +200,41 @@ HEAD_MIN = 64
 HEAD_PER_PICK = 8
 
 
-def mmr(
-    candidates: Sequence[Candidate], scores: np.ndarray, n: int, lam: float, artist_gap: int
-) -> list[int]:
+@dataclass(frozen=True)
+class Diversity:
+    """What MMR compares, per candidate: its artist code (-1: unknown, never blocks) and
+    its diversity vector, as a row (``row``) of one of the matrices in ``spaces``
+    (``space``: which; -1: none). Vectors of different spaces are never compared."""
+
+    artist: np.ndarray
+    space: np.ndarray
+    row: np.ndarray
+    spaces: tuple[np.ndarray, ...]
+
+    def take(self, at: np.ndarray) -> Diversity:
+        return Diversity(self.artist[at], self.space[at], self.row[at], self.spaces)
+
+
+def diversity(pool: Pool, at: np.ndarray) -> Diversity:
+    """The diversity facts of pool positions ``at`` (tracks no artifact knows have no
+    vector)."""
+    rows = pool.rows[at]
+    items = pool.items
+    inside = rows < len(items)
+    safe = np.where(inside, rows, 0)
+    if len(items):
+        space = np.where(inside, items.space[safe], -1)
+        row = items.vrow[safe]
+    else:
+        space, row = np.full(len(rows), -1), np.zeros(len(rows), np.int64)
+    return Diversity(pool.artist[at], space, row, items.vectors)
+
+
+def mmr(div: Diversity, scores: np.ndarray, n: int, lam: float, artist_gap: int) -> list[int]:
     """Greedy MMR over the allowed candidates with a minimum same-artist gap.
 
     Candidates are visited in descending score order (ties by position); similarity
-    is the inner product of diversity vectors of the same dimension (a track without
+    is the inner product of diversity vectors of the same space (a track without
     a vector is similar to nothing). When the gap cannot be kept (too few artists),
     the best remaining track is taken anyway rather than returning a short list.
 
@@ -178,7 +246,7 @@ def mmr(
     that (or the head runs out of allowed candidates), the head doubles and the
     steps start again.
     """
-    m = len(candidates)
+    m = len(scores)
     if m == 0 or n <= 0:
         return []
     s = np.asarray(scores, dtype=np.float64)
@@ -186,14 +254,14 @@ def mmr(
     base = lam * s[order]
     size = min(m, max(HEAD_MIN, HEAD_PER_PICK * n)) if 0.0 <= lam <= 1.0 else m
     while True:
-        picked = _mmr_head(candidates, order, base, size, n, lam, artist_gap)
+        picked = _mmr_head(div, order, base, size, n, lam, artist_gap)
         if picked is not None:
             return [int(order[p]) for p in picked]
         size = min(m, 2 * size)
 
 
 def _mmr_head(
-    candidates: Sequence[Candidate],
+    div: Diversity,
     order: np.ndarray,
     base: np.ndarray,
     size: int,
@@ -205,65 +273,49 @@ def _mmr_head(
     depend on a candidate outside them."""
     whole = size == len(order)
     bound = -np.inf if whole else float(base[size])  # no value outside the head exceeds it
-    head = order[:size]
-    base = base[:size]
-    codes: dict[str, int] = {}
-    artist = np.array(  # artist codes in visiting order; -1: unknown (never blocks)
-        [
-            -1 if a is None else codes.setdefault(a, len(codes))
-            for a in (candidates[i].artist for i in head)
-        ],
-        dtype=np.int64,
-    )
-    groups: dict[int, list[int]] = {}
-    for pos, i in enumerate(head):
-        v = candidates[i].vector
-        if v is not None:
-            groups.setdefault(v.shape[0], []).append(pos)
-    mats = {
-        d: (
-            np.asarray(rows),
-            np.stack([candidates[head[p]].vector for p in rows]).astype(np.float64),
-        )
-        for d, rows in groups.items()
-    }
-    dim_of = np.zeros(size, dtype=np.int64)
-    for d, rows in groups.items():
-        dim_of[rows] = d
+    head = div.take(order[:size])
+    mats = {}
+    for sp in np.unique(head.space[head.space >= 0]).tolist():
+        rows = np.flatnonzero(head.space == sp)
+        mats[sp] = (rows, np.asarray(div.spaces[sp][head.row[rows]], dtype=np.float64))
+    # artists as local codes; the last slot stands for "unknown" and never blocks
+    known, local = np.unique(head.artist, return_inverse=True)
+    local = np.where(head.artist >= 0, local.reshape(-1), len(known))
+    picked_at = np.full(len(known) + 1, -(n + artist_gap + 1))  # step of its latest pick
+    val = base[:size].copy()  # MMR value of each open candidate; -inf once picked
     sim_max = np.zeros(size)
-    open_ = np.ones(size, dtype=bool)
     picked: list[int] = []
-    while len(picked) < n and open_.any():
-        val = np.where(open_, base - (1 - lam) * sim_max, -np.inf)
-        allowed = open_
-        if artist_gap and picked:
-            recent = artist[picked[-artist_gap:]]
-            recent = recent[recent >= 0]
-            if recent.size:
-                allowed = open_ & ~np.isin(artist, recent)
-        if allowed.any():
-            pool = allowed
-        elif whole:
-            pool = open_
-        else:
-            return None  # an allowed candidate may wait outside the head
-        choice = int(np.argmax(np.where(pool, val, -np.inf)))
+    for step in range(min(n, size)):
+        choice = int(np.argmax(val))
+        if val[choice] == -np.inf:
+            break  # every candidate is picked
+        if artist_gap and step:
+            free = np.where(picked_at[local] >= step - artist_gap, -np.inf, val)
+            spaced = int(np.argmax(free))
+            if free[spaced] > -np.inf:
+                choice = spaced
+            elif not whole:
+                return None  # an allowed candidate may wait outside the head
         if val[choice] < bound:
             return None
         picked.append(choice)
-        open_[choice] = False
-        d = int(dim_of[choice])
-        if d:
-            idx, mat = mats[d]
+        val[choice] = -np.inf
+        if local[choice] < len(known):
+            picked_at[local[choice]] = step
+        sp = int(head.space[choice])
+        if sp >= 0:
+            idx, mat = mats[sp]
             sims = mat @ mat[np.searchsorted(idx, choice)]
             sim_max[idx] = np.maximum(sim_max[idx], sims)
+            still = idx[val[idx] > -np.inf]
+            val[still] = base[still] - (1 - lam) * sim_max[still]
     if len(picked) < n and not whole:
         return None  # the head ran out before the list was full
     return picked
 
 
 def rerank(
-    candidates: Sequence[Candidate],
+    pool: Pool,
     weights: Mapping[str, float],
     *,
     n: int,
@@ -275,48 +327,23 @@ def rerank(
     mood_label: str | None = None,
 ) -> list[Ranked]:
     """Filter, score, drop dead links, diversify and explain: at most ``n`` tracks."""
-    kept = [c for c in candidates if allowed(c, filters, ctx)]
-    if not kept:
+    keep = np.flatnonzero(allowed(pool, filters, ctx))
+    if not keep.size:
         return []
-    scores, names, parts = _parts(kept, weights, ctx)
-    live = [i for i, c in enumerate(kept) if c.link != "dead"]
-    picked = [live[j] for j in mmr([kept[i] for i in live], scores[live], n, lam, artist_gap)]
+    scores, names, parts = _parts(pool, keep, weights, ctx)
+    live = np.flatnonzero(pool.link[keep] != DEAD)
+    div = diversity(pool, keep[live])
+    picked = [int(live[j]) for j in mmr(div, scores[live], n, lam, artist_gap)]
     out = []
     for i in picked:
+        c = candidate(pool, int(keep[i]))
         contributions = _contributions(names, parts[:, i])
         out.append(
             Ranked(
-                kept[i],
+                c,
                 round(float(scores[i]), 4),
                 contributions,
-                reason(kept[i], contributions, titles or {}, mood_label),
+                reason(c, contributions, titles or {}, mood_label),
             )
         )
     return out
-
-
-def merge(groups: Sequence[Sequence[Candidate]]) -> list[Candidate]:
-    """Union candidates from several sources, keeping every signal and source seen."""
-    by_id: dict[str, Candidate] = {}
-    for group in groups:
-        for c in group:
-            have = by_id.get(c.track_id)
-            if have is None:
-                by_id[c.track_id] = c
-                continue
-            for s, v in c.signals.items():
-                have.signals[s] = max(v, have.signals.get(s, v))
-            have.sources += [s for s in c.sources if s not in have.sources]
-            have.seed = have.seed or c.seed
-            if have.vector is None:
-                have.vector = c.vector
-    return list(by_id.values())
-
-
-def describe(candidates: Sequence[Any]) -> dict[str, int]:
-    """Candidates per source (for metrics and the response)."""
-    counts: dict[str, int] = {}
-    for c in candidates:
-        for s in c.sources:
-            counts[s] = counts.get(s, 0) + 1
-    return counts

@@ -11,8 +11,6 @@ from freshly fitted models, so both rank with one code path
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,6 +20,10 @@ import numpy as np
 from models import fingerprint as fp
 from models.bandit import Policy
 from models.index import build_index
+from models.pool import NO_CODE as NO_ARTIST
+from models.pool import Facts, Items, Vocab, artist_key, facts_of, make_items
+
+__all__ = ["artist_key"]
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -41,13 +43,6 @@ def mips_augment(items: np.ndarray) -> np.ndarray:
     m = max(float(norms.max()), 1e-9)
     extra = np.sqrt(np.maximum(m * m - norms * norms, 0.0))[:, None]
     return np.ascontiguousarray(np.hstack([x, extra]) / m, dtype=np.float32)
-
-
-def artist_key(info: Mapping[str, Any]) -> str | None:
-    """One artist identity per track: its id, else its lower-case name."""
-    if info.get("artist_id"):
-        return str(info["artist_id"])
-    return "name:" + str(info["artist"]).lower() if info.get("artist") else None
 
 
 class ModelError(ValueError):
@@ -82,11 +77,10 @@ class Collab:
     popular_rows: np.ndarray  # rows by popularity, most popular first (the top 1,000)
 
     @cached_property
-    def popular(self) -> list[tuple[str, float]]:
-        """``(track id, log(1 + popularity))`` of :attr:`popular_rows`, built once per
-        version (the popularity source gives every listener the same list)."""
-        rows = self.popular_rows.tolist()
-        return [(self.ids[r], math.log1p(float(self.popularity[r]))) for r in rows]
+    def popular_scores(self) -> np.ndarray:
+        """``log(1 + popularity)`` of :attr:`popular_rows`, built once per version (the
+        popularity source gives every listener the same list)."""
+        return np.asarray(np.log1p(self.popularity[self.popular_rows].astype(np.float64)))
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by inner product with the raw item factors (how the model itself
@@ -155,14 +149,14 @@ class TopLists:
     items: np.ndarray  # (users, K) int32 rows into ids, -1 padded
     scores: np.ndarray  # (users, K) float32
 
-    def lookup(self, user_id: str) -> tuple[list[str], np.ndarray]:
-        """The user's list (track ids) and scores; empty for an unknown user."""
+    def lookup(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The user's list (rows of :attr:`ids`) and scores; empty for an unknown user."""
         u = self.users.get(user_id)
         if u is None:
-            return [], np.empty(0, np.float32)
+            return np.empty(0, np.int64), np.empty(0, np.float32)
         rows = self.items[u]
         keep = rows >= 0
-        return [self.ids[int(r)] for r in rows[keep]], self.scores[u][keep]
+        return rows[keep].astype(np.int64), self.scores[u][keep]
 
 
 def check_top_lists(top_items: np.ndarray, top_scores: np.ndarray, n_items: int) -> None:
@@ -227,13 +221,11 @@ class Content:
     text_neighbour_scores: np.ndarray | None = None  # (n, K) their cosines
 
     @cached_property
-    def facts(self) -> list[tuple[str | None, Any, Any, bool]]:
-        """Per row, what ranking joins to a candidate: artist identity
-        (:func:`artist_key`), genre, year and whether it is music; built once per version."""
-        return [
-            (artist_key(it), it.get("genre"), it.get("year"), it.get("is_music") is not False)
-            for it in self.items
-        ]
+    def facts(self) -> Facts:
+        """Per row, what ranking joins to a candidate (artist identity by
+        :func:`artist_key`, genre, year, whether it is music) as columns; built once per
+        version."""
+        return facts_of(self.items)
 
     def search_text(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the text space."""
@@ -298,6 +290,11 @@ class Bundle:
     policy: ServedPolicy | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
+    @cached_property
+    def items(self) -> Items:
+        """Every track the served models know, with its facts (:func:`items_of`)."""
+        return items_of(self)
+
     def versions(self) -> dict[str, str | None]:
         """Version per artifact kind in use."""
         return {
@@ -322,3 +319,53 @@ class CatalogTrack:
     valence: float | None
     arousal: float | None
     updated_ms: int
+
+
+_ITEMS: dict[tuple[str | None, ...], Items] = {}
+
+
+def items_of(bundle: Bundle) -> Items:
+    """The item rows of a bundle: the content model's rows (its metadata), then tracks
+    only the collaborative models or the hybrid's lists know (their artist, when the
+    model has one). Diversity vectors: unit ALS factors, else text vectors. Built once
+    per set of versions of those models (the last few are kept)."""
+    content, parts = bundle.content, (bundle.collab, bundle.lightgcn, bundle.hybrid)
+    key = (content.version if content else None, *(p.version if p else None for p in parts))
+    hit = _ITEMS.get(key)
+    if hit is not None:
+        return hit
+    base = content.facts if content is not None else facts_of([])
+    ids = list(content.ids) if content is not None else []
+    row = dict(content.row) if content is not None else {}
+    artists = Vocab(base.artists.values)
+    new_artist: list[int] = []
+    of: dict[str, np.ndarray] = {}
+    for name, model in zip(("collab", "lightgcn", "hybrid"), parts, strict=True):
+        if model is None:
+            continue
+        rows = np.fromiter((row.get(t, -1) for t in model.ids), np.int64, len(model.ids))
+        for j in np.flatnonzero(rows < 0).tolist():
+            t = model.ids[j]
+            rows[j] = row[t] = len(ids)
+            ids.append(t)
+            a = model.artists[j] if isinstance(model, Collab) else None
+            new_artist.append(NO_ARTIST if a is None else artists.add(a))
+        of[name] = rows
+    facts = Facts(
+        artist=np.concatenate([base.artist, np.array(new_artist, np.int32)]),
+        genre=np.concatenate([base.genre, np.full(len(new_artist), -1, np.int32)]),
+        year=np.concatenate([base.year, np.full(len(new_artist), np.nan)]),
+        music=np.concatenate([base.music, np.ones(len(new_artist), bool)]),
+        artists=artists,
+        genres=base.genres,
+    )
+    vectors = []
+    if bundle.collab is not None:
+        vectors.append((of["collab"], bundle.collab.items))
+    if content is not None:
+        vectors.append((np.arange(len(content.ids)), content.text))
+    items = make_items(ids, facts, known=len(content.ids) if content else 0, vectors=vectors, of=of)
+    if len(_ITEMS) >= 4:
+        _ITEMS.pop(next(iter(_ITEMS)))
+    _ITEMS[key] = items
+    return items
