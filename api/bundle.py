@@ -38,6 +38,7 @@ from models.serving import (
     ModelError,
     ServedPolicy,
     TopLists,
+    items_of,
     make_collab,
     make_toplists,
     mips_augment,
@@ -237,7 +238,7 @@ class BundleWatcher:
         self.store = ArtifactStore(root, keep)
         self.watcher = ArtifactWatcher(
             self.store,
-            {kind: LOADERS[kind] for kind in KINDS},
+            {kind: self._loader(kind) for kind in KINDS},
             self._served,
             self._swap,
             on_failure=self._refused,
@@ -249,6 +250,19 @@ class BundleWatcher:
     def failed(self) -> dict[str, str]:
         """The refused version per kind."""
         return {kind: f.version for kind, f in self.watcher.failures.items()}
+
+    def _loader(self, kind: str) -> Any:
+        """The kind's loader, which also joins the item rows of the bundle the loaded
+        part will make (:func:`models.serving.items_of`, cached by versions), so that
+        work happens off the event loop too."""
+
+        def load(art: Artifact) -> Any:
+            part = LOADERS[kind](art)
+            if kind in ("als", "lightgcn", "hybrid", "content"):
+                items_of(replace(self.holder.bundle, **{FIELD.get(kind, kind): part}))
+            return part
+
+        return load
 
     def _served(self, kind: str) -> str | None:
         bundle: Bundle = self.holder.bundle
