@@ -6,8 +6,8 @@ such a prefix of Ogg, MP3, FLAC or WAV. The catalog is data: anyone who can add
 a track chooses the link, so a link is fetched only when every address its host
 resolves to is public (or in ``ENCORE_AUDIO_REMOTE_ALLOW_NETWORKS``), checked
 again on every redirect hop, which is followed here rather than by the client.
-The check uses the addresses resolved just before each hop's connection (no
-proxy from the environment: the connection goes where the check looked).
+The connection goes to the checked addresses themselves (the name is not
+resolved twice, and no proxy from the environment is used).
 
 Each link gets a time limit, retries with exponential backoff after failures that
 may pass (connection errors, 429, 5xx), and a cached copy revalidated with its
@@ -176,28 +176,29 @@ async def _follow(client: httpx.AsyncClient, url: str, remote: Remote) -> Fetche
     headers = {"Range": f"bytes=0-{remote.settings.remote_max_bytes - 1}", **validators}
     hop = url
     for _ in range(MAX_REDIRECTS + 1):
-        await _check_host(hop, remote.settings)
+        addresses = await _addresses(hop, remote.settings)
+        response = await _send(client, hop, addresses, headers)
         try:
-            async with client.stream("GET", hop, headers=headers) as response:
-                status = response.status_code
-                if status in _REDIRECTS:
-                    hop = _location(response)
-                    continue
-                if status == 304 and validators:
-                    return Fetched("cached", body)
-                if status == 429 or status >= 500:
-                    raise _Transient(f"HTTP {status}")
-                if status not in (200, 206):
-                    raise _Failed(f"HTTP {status}")
-                await _receive(response, body, meta, url, remote.settings.remote_max_bytes)
-                return Fetched("fetched", body)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _Transient(f"cannot connect ({type(exc).__name__})") from exc
+            status = response.status_code
+            if status in _REDIRECTS:
+                hop = _location(hop, response)
+                continue
+            if status == 304 and validators:
+                return Fetched("cached", body)
+            if status == 429 or status >= 500:
+                raise _Transient(f"HTTP {status}")
+            if status not in (200, 206):
+                raise _Failed(f"HTTP {status}")
+            await _receive(response, body, meta, url, remote.settings.remote_max_bytes)
+            return Fetched("fetched", body)
+        finally:
+            await response.aclose()
     raise _Refused(f"more than {MAX_REDIRECTS} redirects")
 
 
-async def _check_host(url: str, settings: AudioSettings) -> None:
-    """Refuse a link unless every address its host resolves to may be fetched from."""
+async def _addresses(url: str, settings: AudioSettings) -> list[str]:
+    """The addresses the link's host resolves to, refused unless every one of them
+    may be fetched from."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -211,10 +212,33 @@ async def _check_host(url: str, settings: AudioSettings) -> None:
         )
     except socket.gaierror as exc:
         raise _Failed(f"cannot resolve {host} ({exc.strerror})") from exc
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+    found = [str(sockaddr[0]).split("%")[0] for *_, sockaddr in infos]
+    for text in found:
+        address = ipaddress.ip_address(text)
         if not _allowed(address, settings):
             raise _Refused(f"{host} is at non-public address {address}")
+    return list(dict.fromkeys(found))
+
+
+async def _send(
+    client: httpx.AsyncClient, hop: str, addresses: list[str], headers: dict[str, str]
+) -> httpx.Response:
+    """Connect to the checked addresses in turn, not to the name again (whose next
+    answer could be another address); the name still goes in ``Host`` and, for
+    https, in SNI, against which the certificate is verified."""
+    url = httpx.URL(hop)
+    named = {**headers, "Host": url.netloc.decode("ascii")}
+    tls = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
+    for address in addresses:
+        request = client.build_request(
+            "GET", url.copy_with(host=address), headers=named, extensions=tls
+        )
+        try:
+            return await client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if address == addresses[-1]:
+                raise _Transient(f"cannot connect ({type(exc).__name__})") from exc
+    raise _Failed("no address to connect to")
 
 
 def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, s: AudioSettings) -> bool:
@@ -223,12 +247,12 @@ def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, s: AudioSet
     return public_address(address) or any(address in net for net in s.remote_allow_networks)
 
 
-def _location(response: httpx.Response) -> str:
+def _location(hop: str, response: httpx.Response) -> str:
     """The next hop of a redirect: an http(s) link, relative ones resolved."""
     location = response.headers.get("location")
     if not location:
         raise _Failed(f"HTTP {response.status_code} without a Location")
-    target = urljoin(str(response.url), location)
+    target = urljoin(hop, location)
     if not is_web(target):
         raise _Refused("redirect to a link that is not http(s)")
     return target
