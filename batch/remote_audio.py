@@ -126,7 +126,9 @@ async def _fetch_all(
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=s.remote_concurrency),
+        # No kept-alive connections: the pool knows a connection by address, and a TLS
+        # one verified for one host name must not carry another name's request.
+        limits=httpx.Limits(max_connections=s.remote_concurrency, max_keepalive_connections=0),
         headers={"Accept-Encoding": "identity", "User-Agent": "encore-batch"},
     ) as client:
 
