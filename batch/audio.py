@@ -13,15 +13,16 @@ of the nearest-neighbour agreement) and L2-normalises, for the ``audio`` index.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from batch.remote_audio import Fetched, Remote, fetch_each
 from models.io.localaudio import trusted_path, trusted_roots
-from models.urls import file_path
+from models.urls import file_path, is_web
 
 SAMPLE_RATE = 22_050
 MAX_SECONDS = 30.0
@@ -177,14 +178,25 @@ class Reducer:
 
 @dataclass
 class AudioPass:
-    """What one read of each track's audio produced."""
+    """What one read of each track's audio produced. The counters are tracks: local
+    links outside the trusted roots, and remote links by outcome (``remote_audio``)."""
 
     features: dict[str, np.ndarray] = field(default_factory=dict)
     hashes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    remote: int = 0
     untrusted: int = 0
+    fetched: int = 0
+    cached: int = 0
+    refused: int = 0
+    failed: int = 0
     seconds: float = 0.0
+
+    def remote_info(self) -> dict[str, int]:
+        """The remote counters as a published artifact reports them."""
+        return {
+            f"remote_audio_{outcome}": getattr(self, outcome)
+            for outcome in ("fetched", "cached", "refused", "failed")
+        }
 
 
 def analyse(
@@ -194,53 +206,84 @@ def analyse(
     fingerprints: bool = True,
     progress: Callable[[int], None] | None = None,
     roots: Sequence[Path] = (),
+    remote: Remote | None = None,
 ) -> AudioPass:
-    """Decode each ``(track_id, file:// url)`` once: features from the first 30 s at
-    22.05 kHz, landmark hashes from the whole track at 8 kHz. Unreadable audio is
-    recorded in ``errors`` and skipped; remote (http) links are only counted, since
-    batch jobs do not download catalog audio. A ``file://`` link is opened only
-    when its real path lies under ``roots`` or the packaged clips
-    (:mod:`models.io.localaudio`); any other is counted in ``untrusted``, never
-    opened: the catalog is data, and anyone who could add a track could otherwise
-    have training read any file on the machine."""
+    """Decode each ``(track_id, url)`` once: features from the first 30 s at 22.05 kHz,
+    landmark hashes from the whole track at 8 kHz. Unreadable audio is recorded in
+    ``errors`` and skipped.
+
+    A ``file://`` link is opened only when its real path lies under ``roots`` or the
+    packaged clips (:mod:`models.io.localaudio`); any other is counted in
+    ``untrusted``, never opened: the catalog is data, and anyone who could add a track
+    could otherwise have training read any file on the machine. An http(s) link is
+    fetched as :mod:`batch.remote_audio` allows (its first
+    ``ENCORE_AUDIO_REMOTE_SECONDS`` are decoded); without ``remote`` it is refused."""
+    out = AudioPass()
+    trusted = trusted_roots(roots)
+    web: dict[str, list[str]] = {}
+    for track_id, url in tracks:
+        if is_web(url):
+            web.setdefault(url, []).append(track_id)
+            continue
+        path = trusted_path(url, trusted)
+        if path is not None:
+            _read(out, [track_id], path, features, fingerprints, None)
+        elif url[:7].lower() == "file://":
+            out.untrusted += 1
+        else:
+            out.errors[track_id] = "not a file:// or http(s) link"
+        if progress is not None:
+            progress(1)
+    outcomes: Iterator[tuple[str, Fetched]] = (
+        ((url, Fetched("refused", reason="remote: no fetch settings given")) for url in web)
+        if remote is None
+        else fetch_each(list(web), remote)
+    )
+    seconds = remote.settings.remote_seconds if remote is not None else None
+    for url, got in outcomes:
+        ids = web[url]
+        setattr(out, got.outcome, getattr(out, got.outcome) + len(ids))
+        if got.path is None:
+            out.errors.update(dict.fromkeys(ids, got.reason))
+        else:
+            _read(out, ids, got.path, features, fingerprints, seconds, prefix="remote: ")
+        if progress is not None:
+            progress(len(ids))
+    return out
+
+
+def _read(
+    out: AudioPass,
+    ids: Sequence[str],
+    path: Path,
+    features: bool,
+    fingerprints: bool,
+    max_seconds: float | None,
+    prefix: str = "",
+) -> None:
+    """Decode one file once into every track that links to it; a failure is recorded."""
     import librosa
 
     from models import fingerprint
 
-    out = AudioPass()
-    trusted = trusted_roots(roots)
-    for track_id, url in tracks:
-        local = url[:7].lower() == "file://"
-        path = trusted_path(url, trusted) if local else None
-        if path is None:
-            if local:
-                out.untrusted += 1
-            else:
-                out.remote += 1
-            if progress is not None:
-                progress(1)
-            continue
-        try:
-            if not path.is_file():
-                raise FileNotFoundError("no audio file at the link")
-            if features:
-                y = load(path, SAMPLE_RATE, None)
-                out.seconds += y.size / SAMPLE_RATE
-                out.features[track_id] = extract(y)
-                if fingerprints:
-                    y8 = librosa.resample(
-                        y,
-                        orig_sr=SAMPLE_RATE,
-                        target_sr=fingerprint.SAMPLE_RATE,
-                        res_type="soxr_hq",
-                    )
-                    out.hashes[track_id] = fingerprint.hashes(y8)
-            elif fingerprints:
-                y8 = load(path, fingerprint.SAMPLE_RATE, None)
-                out.seconds += y8.size / fingerprint.SAMPLE_RATE
-                out.hashes[track_id] = fingerprint.hashes(y8)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means "no audio"
-            out.errors[track_id] = f"{type(exc).__name__}: {exc}"
-        if progress is not None:
-            progress(1)
-    return out
+    try:
+        if not path.is_file():
+            raise FileNotFoundError("no audio file at the link")
+        if features:
+            y = load(path, SAMPLE_RATE, max_seconds)
+            out.seconds += y.size / SAMPLE_RATE
+            vector = extract(y)
+            out.features.update(dict.fromkeys(ids, vector))
+            if fingerprints:
+                y8 = librosa.resample(
+                    y, orig_sr=SAMPLE_RATE, target_sr=fingerprint.SAMPLE_RATE, res_type="soxr_hq"
+                )
+                hashes = fingerprint.hashes(y8)
+                out.hashes.update(dict.fromkeys(ids, hashes))
+        elif fingerprints:
+            y8 = load(path, fingerprint.SAMPLE_RATE, max_seconds)
+            out.seconds += y8.size / fingerprint.SAMPLE_RATE
+            hashes = fingerprint.hashes(y8)
+            out.hashes.update(dict.fromkeys(ids, hashes))
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "no audio"
+        out.errors.update(dict.fromkeys(ids, f"{prefix}{type(exc).__name__}: {exc}"))

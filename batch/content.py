@@ -49,6 +49,7 @@ from batch.healing import heal
 from batch.impute import fit_text_map, impute_rows
 from batch.mood import CueModel, TextMood, mood_target, track_moods
 from batch.publish import write_index
+from batch.remote_audio import Remote
 from batch.text import MODEL_NAME, embed_with_cache, encoder, text_key
 from models.content import track_text
 from models.io.artifacts import ArtifactError, ArtifactStore, save_array, save_json
@@ -129,11 +130,12 @@ def train_content(
     step: Step = _no_progress,
     seed: int = 0,
     roots: Sequence[Path] = (),
+    remote: Remote | None = None,
 ) -> str:
     """Build every content vector for ``data.catalog`` and publish the ``content`` artifact.
 
     Without ``audio_pass``, the catalog's audio is read here, local files only under
-    ``roots`` (and the packaged clips)."""
+    ``roots`` (and the packaged clips), http(s) links fetched as ``remote`` says."""
     ids = sorted(data.catalog)
     metas = [data.catalog[t] for t in ids]
     texts = [track_text(m) for m in metas]
@@ -150,7 +152,11 @@ def train_content(
     ]
     if audio_pass is None:
         audio_pass = audio.analyse(
-            with_audio, fingerprints=False, progress=step("audio", len(with_audio)), roots=roots
+            with_audio,
+            fingerprints=False,
+            progress=step("audio", len(with_audio)),
+            roots=roots,
+            remote=remote,
         )
     has_audio = np.array([t in audio_pass.features for t in ids])
     raw = np.zeros((len(ids), len(audio.FEATURES)), dtype=np.float64)
@@ -246,7 +252,7 @@ def train_content(
         "text_to_mood_reused": reused_mood,
         "tracks_with_audio": int(has_audio.sum()),
         "audio_seconds": round(audio_pass.seconds, 1),
-        "remote_audio_not_fetched": audio_pass.remote,
+        **audio_pass.remote_info(),
         "audio_errors": dict(list(audio_pass.errors.items())[:20]),
     }
     return store.publish("content", path, params=params, metrics=metrics, data=info)

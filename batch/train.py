@@ -39,6 +39,7 @@ from batch.hybrid import top_lists, tune_weights
 from batch.lightgcn import LightGCN
 from batch.metrics import evaluate
 from batch.publish import publish_factors, publish_hybrid
+from batch.remote_audio import Remote
 from batch.split import random_split
 from models.io.artifacts import ArtifactStore
 from models.ranking import RankConfig
@@ -408,6 +409,7 @@ def train(
             fingerprints="fingerprint" in kinds,
             progress=bars("audio", len(tracks)),
             roots=settings.audio.local_roots,
+            remote=Remote.of(settings),
         )
     if "content" in kinds:
         versions["content"] = train_content(
@@ -418,13 +420,14 @@ def train(
             step=bars,
             seed=settings.batch.seed,
             roots=settings.audio.local_roots,
+            remote=Remote.of(settings),
         )
     if "fingerprint" in kinds:
         assert pass_ is not None
         info = {
             **data.info,
             "audio_errors": len(pass_.errors),
-            "remote_audio_not_fetched": pass_.remote,
+            **pass_.remote_info(),
             "local_audio_outside_trusted_roots": pass_.untrusted,
             "audio_seconds": round(pass_.seconds, 1),
         }

@@ -13,7 +13,14 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -232,7 +239,7 @@ class ArtifactSettings(BaseSettings):
 
 
 class AudioSettings(BaseSettings):
-    """Local audio files (``file://`` links in the catalog)."""
+    """Catalog audio: local files (``file://`` links) and http(s) links batch jobs fetch."""
 
     model_config = _section("AUDIO")
 
@@ -243,7 +250,58 @@ class AudioSettings(BaseSettings):
         "`GET /v1/tracks/{id}/audio`; the public ingest route refuses `file://` links.",
     )
 
-    @field_validator("local_roots", mode="before")
+    remote_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds of an http(s) audio link that batch jobs decode (features, "
+        "fingerprints) from the fetched beginning of the file.",
+    )
+    remote_max_bytes: int = Field(
+        default=6_291_456,
+        ge=4_096,
+        description="Most bytes fetched per http(s) audio link (asked for with `Range`, and "
+        "reading stops there whatever the server sends): 30 s of MP3, Ogg or CD-quality FLAC fit "
+        "in the default; of 44.1 kHz stereo WAV, about 35 s.",
+    )
+    remote_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait to connect when fetching remote audio."
+    )
+    remote_read_timeout_s: float = Field(
+        default=15.0, gt=0, description="Longest wait for the next bytes of remote audio."
+    )
+    remote_total_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest one remote audio link may take, redirects and retries included.",
+    )
+    remote_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Retries of a remote audio fetch after a connection error, 429 or 5xx "
+        "(never after another 4xx).",
+    )
+    remote_backoff_s: float = Field(
+        default=0.5, gt=0, description="First pause before a retry; doubles with each retry."
+    )
+    remote_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Remote audio fetches in flight at once."
+    )
+    remote_cache_dir: Path | None = Field(
+        default=None,
+        description="Fetched remote audio and its ETag / Last-Modified, revalidated on the next "
+        "run (a 304 reuses the bytes); unset: `audio-cache` in ENCORE_RUN_DIR.",
+    )
+    remote_allow_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks remote audio may come from (e.g. `10.0.0.0/8` for a "
+        "media server on the intranet); comma-separated. Any other loopback, private, "
+        "link-local, unspecified, multicast or reserved address is refused, checked on every "
+        "address a host name resolves to and on every redirect.",
+    )
+
+    @field_validator("local_roots", "remote_allow_networks", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -62,6 +62,14 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return None
 
 
+def public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is on the internet: global and not multicast (an IPv4-mapped
+    IPv6 address is judged as the IPv4 address it carries)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
 def private_host(url: str) -> bool:
     """Whether an http(s) URL points at this network rather than the internet.
 
@@ -77,9 +85,7 @@ def private_host(url: str) -> bool:
     host = host.rstrip(".").lower()
     address = _address(host)
     if address is not None:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return not address.is_global or address.is_multicast
+        return not public_address(address)
     if host == "localhost" or host.endswith(_LOCAL_NAMES):
         return True
     return "." not in host

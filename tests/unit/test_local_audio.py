@@ -114,7 +114,8 @@ def test_training_reads_no_audio_outside_the_trusted_roots(tmp_path: Path) -> No
     _wav(tmp_path / "song.wav", seconds=3.0)
     tracks = [("t1", (tmp_path / "song.wav").as_uri()), ("t2", "https://cdn.example.com/a.mp3")]
     refused = audio.analyse(tracks, fingerprints=False)
-    assert (refused.untrusted, refused.remote, refused.features, refused.errors) == (1, 1, {}, {})
+    assert (refused.untrusted, refused.refused, refused.features) == (1, 1, {})
+    assert refused.errors == {"t2": "remote: no fetch settings given"}
     read = audio.analyse(tracks, fingerprints=False, roots=[tmp_path])
     assert read.untrusted == 0
     assert set(read.features) == {"t1"}
