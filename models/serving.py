@@ -11,6 +11,7 @@ from freshly fitted models, so both rank with one code path
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -321,19 +322,25 @@ class CatalogTrack:
     updated_ms: int
 
 
-_ITEMS: dict[tuple[str | None, ...], Items] = {}
+_ITEMS: dict[tuple[int, ...], tuple[tuple[Any, ...], Items]] = {}
+"""Recent item rows by the identity of the models they join (weakly held: a model that
+is no longer served is freed, and an id reused by a new object is told apart)."""
 
 
 def items_of(bundle: Bundle) -> Items:
     """The item rows of a bundle: the content model's rows (its metadata), then tracks
     only the collaborative models or the hybrid's lists know (their artist, when the
     model has one). Diversity vectors: unit ALS factors, else text vectors. Built once
-    per set of versions of those models (the last few are kept)."""
+    per combination of those loaded models (the last few are kept; keyed by the objects
+    themselves, since evaluations reuse version names for different models)."""
     content, parts = bundle.content, (bundle.collab, bundle.lightgcn, bundle.hybrid)
-    key = (content.version if content else None, *(p.version if p else None for p in parts))
+    models = (content, *parts)
+    key = tuple(id(m) for m in models)
     hit = _ITEMS.get(key)
-    if hit is not None:
-        return hit
+    if hit is not None and all(
+        (ref() if ref is not None else None) is m for ref, m in zip(hit[0], models, strict=True)
+    ):
+        return hit[1]
     base = content.facts if content is not None else facts_of([])
     ids = list(content.ids) if content is not None else []
     row = dict(content.row) if content is not None else {}
@@ -365,7 +372,7 @@ def items_of(bundle: Bundle) -> Items:
     if content is not None:
         vectors.append((np.arange(len(content.ids)), content.text))
     items = make_items(ids, facts, known=len(content.ids) if content else 0, vectors=vectors, of=of)
-    if len(_ITEMS) >= 4:
+    if len(_ITEMS) >= 2:
         _ITEMS.pop(next(iter(_ITEMS)))
-    _ITEMS[key] = items
+    _ITEMS[key] = (tuple(None if m is None else weakref.ref(m) for m in models), items)
     return items

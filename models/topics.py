@@ -98,8 +98,10 @@ def murmur2(data: bytes) -> int:
 
 
 @lru_cache(maxsize=262_144)
+@lru_cache(maxsize=1 << 16)
 def partition_for(key: str, partitions: int) -> int:
-    """Partition of a key: ``toPositive(murmur2(key)) % partitions``, as Kafka does."""
+    """Partition of a key: ``toPositive(murmur2(key)) % partitions``, as Kafka does
+    (remembered for the most recent keys: the workers check every event's)."""
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
