@@ -99,18 +99,32 @@ def _text_mood(cached: dict[str, Any] | None) -> tuple[TextMood, bool]:
     return tm, False
 
 
-def _calibrated_cues(features: dict[str, np.ndarray]) -> tuple[CueModel, dict[str, Any]]:
-    """Cue model with statistics and affine maps from the labelled packaged clips."""
+def _calibrated_cues(
+    features: dict[str, np.ndarray], urls: dict[str, str], decoding: audio.Decoding | None
+) -> tuple[CueModel, dict[str, Any]]:
+    """Cue model with statistics and affine maps from the labelled packaged clips. A clip
+    the catalog links to (under any track id) keeps the features its one decode gave;
+    only the others are decoded here."""
     labelled = [
         c
         for c in audio_sources.clips()
         if c.mood in {"happy", "energetic", "calm", "tender", "nostalgic"}
     ]
+    by_file = {
+        path.resolve(): features[t]
+        for t, url in urls.items()
+        if t in features and (path := audio.path_of(url)) is not None
+    }
+    known = {c.track_id: by_file[c.path.resolve()] for c in labelled if c.path.resolve() in by_file}
     missing = [
-        (c.track_id, c.path.resolve().as_uri()) for c in labelled if c.track_id not in features
+        (c.track_id, c.path.resolve().as_uri())
+        for c in labelled
+        if c.track_id not in known and c.track_id not in features
     ]
-    extra = audio.analyse(missing, fingerprints=False).features if missing else {}
-    feats = {**extra, **features}
+    extra = (
+        audio.analyse(missing, fingerprints=False, decoding=decoding).features if missing else {}
+    )
+    feats = {**extra, **known, **features}
     rows = [c for c in labelled if c.track_id in feats]
     model = CueModel()
     if len(rows) >= 4:
@@ -131,11 +145,14 @@ def train_content(
     seed: int = 0,
     roots: Sequence[Path] = (),
     remote: Remote | None = None,
+    decoding: audio.Decoding | None = None,
 ) -> str:
     """Build every content vector for ``data.catalog`` and publish the ``content`` artifact.
 
     Without ``audio_pass``, the catalog's audio is read here, local files only under
-    ``roots`` (and the packaged clips), http(s) links fetched as ``remote`` says."""
+    ``roots`` (and the packaged clips), http(s) links fetched as ``remote`` says, decoded
+    as ``decoding`` says (which should be what ``audio_pass`` was decoded with, too: the
+    mood calibration decodes any labelled clip the catalog lacks the same way)."""
     ids = sorted(data.catalog)
     metas = [data.catalog[t] for t in ids]
     texts = [track_text(m) for m in metas]
@@ -157,6 +174,7 @@ def train_content(
             progress=step("audio", len(with_audio)),
             roots=roots,
             remote=remote,
+            decoding=decoding,
         )
     has_audio = np.array([t in audio_pass.features for t in ids])
     raw = np.zeros((len(ids), len(audio.FEATURES)), dtype=np.float64)
@@ -176,9 +194,12 @@ def train_content(
         audio_vectors = reducer.transform(raw)
         audio_vectors[~(has_audio | imputed)] = 0.0  # no sound, no honest guess
         cues, cue_report = _calibrated_cues(
-            {t: audio_pass.features[t] for t in ids if t in audio_pass.features}
+            {t: audio_pass.features[t] for t in ids if t in audio_pass.features},
+            dict(with_audio),
+            decoding,
         )
         audio_mood = cues.predict(raw)
+    crop = (decoding or audio.Decoding()).crop
     weight = np.where(has_audio, 0.5, np.where(imputed, 0.25, 0.0))
     text_mood, reused_mood = _text_mood(cached_maps)
     tags = [it.get("tags") or [] for it in items]
@@ -187,7 +208,7 @@ def train_content(
         if h:
             it["healed"]["audio"] = h
         it["has_audio"] = bool(real)
-        it["audio_features"] = audio.describe(audio_pass.features[t]) if real else None
+        it["audio_features"] = audio.describe(audio_pass.features[t], crop) if real else None
         it["mood_from"] = src.replace("audio", "audio_imputed") if h else src
         it["text_key"] = text_key(key)
 

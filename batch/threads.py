@@ -3,7 +3,8 @@
 BLAS, OpenMP (faiss, implicit) and numba (librosa) read their thread counts
 from the environment when first imported, so :func:`limit_env` must run before
 those imports (the ``encore train``/``eval`` commands call it first);
-:func:`one_thread` additionally caps already-loaded pools for a block.
+:func:`one_thread` additionally caps already-loaded pools for a block, and
+:func:`worker_init` does both for good at the start of a worker process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from models.threads import THREAD_VARS, limit_loaded
 from models.threads import limit_env as _limit_native_env
 
-__all__ = ["THREAD_VARS", "limit_env", "one_thread"]
+__all__ = ["THREAD_VARS", "limit_env", "one_thread", "worker_init"]
 
 
 def limit_env() -> None:
@@ -35,3 +36,10 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         limiter.restore_original_limits()
+
+
+def worker_init() -> None:
+    """Start of a batch worker process: one thread for every native pool, whether its
+    library is loaded already (a forkserver preloads them) or not yet."""
+    limit_env()
+    limit_loaded(1)

@@ -12,7 +12,8 @@ hybrid blends them with EASE and the tag model on per-user z-scores, weights
 tuned on the same split (:mod:`batch.hybrid`), reusing the ALS and LightGCN
 fitted earlier in the run, and publishes every user's top K. The content
 artifact maps into the ``als`` version this run published (or the current one).
-Audio is decoded once per run for both content and fingerprints.
+Audio is decoded once per run, in ``ENCORE_AUDIO_WORKERS`` processes, for the
+content features, their mood cues and the fingerprints together.
 """
 
 from __future__ import annotations
@@ -399,6 +400,7 @@ def train(
             store, data, settings, als=fitted["als"], blend=blend, versions=versions
         )
     pass_: audio.AudioPass | None = None
+    decoding = audio.Decoding.of(settings.audio)
     if "content" in kinds or "fingerprint" in kinds:
         tracks = [
             (t, str(m["audio_url"])) for t, m in sorted(data.catalog.items()) if m.get("audio_url")
@@ -410,6 +412,7 @@ def train(
             progress=bars("audio", len(tracks)),
             roots=settings.audio.local_roots,
             remote=Remote.of(settings),
+            decoding=decoding,
         )
     if "content" in kinds:
         versions["content"] = train_content(
@@ -421,6 +424,7 @@ def train(
             seed=settings.batch.seed,
             roots=settings.audio.local_roots,
             remote=Remote.of(settings),
+            decoding=decoding,
         )
     if "fingerprint" in kinds:
         assert pass_ is not None

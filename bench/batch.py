@@ -18,6 +18,7 @@ from batch.als import ALS
 from batch.threads import limit_env
 from bench.common import ROOT, machine, save, table
 from models.index import build_index
+from models.settings import AudioSettings
 
 LASTFM = Path(
     os.environ.get(
@@ -55,10 +56,7 @@ def lightgcn_epoch_s(matrix: sp.csr_matrix, epochs: int = 3) -> float:
     return seconds / epochs
 
 
-def run() -> dict[str, Any]:
-    limit_env()
-    out: dict[str, Any] = {"name": "batch", "machine": machine()}
-    rows = []
+def _training(out: dict[str, Any], rows: list[list[str]]) -> None:
     if (LASTFM / "user_artists.dat").is_file():
         from batch.datasets import read_lastfm
 
@@ -91,6 +89,8 @@ def run() -> dict[str, Any]:
         ["LightGCN epoch, synthetic", f"{gcn_s:.2f} s", "3 layers"],
     ]
 
+
+def _index(out: dict[str, Any], rows: list[list[str]]) -> None:
     rng = np.random.default_rng(1)
     for n, d in ((100_000, 64), (100_000, 384)):
         x = rng.normal(size=(n, d)).astype(np.float32)
@@ -111,6 +111,8 @@ def run() -> dict[str, Any]:
             ]
         )
 
+
+def _text(out: dict[str, Any], rows: list[list[str]]) -> None:
     from batch.text import encoder
 
     texts = [
@@ -128,25 +130,60 @@ def run() -> dict[str, Any]:
             "batch 64, one thread",
         ]
     )
+
+
+def _audio(out: dict[str, Any], rows: list[list[str]]) -> None:
+    """Features of every packaged clip, decoded in this process and then in a pool of one
+    worker per core (``ENCORE_AUDIO_WORKERS=0``, the default), each after a warm-up
+    (librosa's first compile here; the pool's forkserver importing librosa)."""
     try:
         from batch import audio_sources
-        from batch.audio import analyse
-
-        clips = audio_sources.clips()[:10] if audio_sources.available() else []
-        if clips:
-            tracks = [(c.track_id, c.path.resolve().as_uri()) for c in clips]
-            analyse(tracks[:1], fingerprints=False)  # librosa's first compile
-            _, audio_s = _timed(lambda: analyse(tracks, fingerprints=False))
-            out["audio_features_per_s"] = round(len(tracks) / audio_s, 2)
-            rows.append(
-                [
-                    "audio features (librosa, 30 s at 22 kHz)",
-                    f"{len(tracks) / audio_s:.2f} tracks/s",
-                    "Opus decode included",
-                ]
-            )
+        from batch.audio import Decoding, analyse
     except ImportError:
-        pass
+        return
+    clips = audio_sources.clips() if audio_sources.available() else []
+    if not clips:
+        return
+    tracks = [(c.track_id, c.path.resolve().as_uri()) for c in clips]
+    rates = []
+    for decoding in (Decoding(workers=1), Decoding.of(AudioSettings(workers=0))):
+        analyse(tracks[:2], fingerprints=False, decoding=decoding)
+        _, seconds = _timed(lambda d=decoding: analyse(tracks, fingerprints=False, decoding=d))
+        rates.append(len(tracks) / seconds)
+    single, pooled = rates
+    workers = decoding.workers
+    out["audio_features_per_s"] = round(single, 2)
+    out["audio_features_pool"] = {
+        "clips": len(tracks),
+        "workers": workers,
+        "per_s": round(pooled, 2),
+        "speedup": round(pooled / single, 2),
+    }
+    rows += [
+        [
+            "audio features (librosa, 30 s at 22 kHz), 1 worker",
+            f"{single:.2f} tracks/s",
+            f"Opus decode included, {len(tracks)} clips",
+        ],
+        [
+            f"audio features, {workers} workers",
+            f"{pooled:.2f} tracks/s",
+            f"{pooled / single:.2f} x one worker",
+        ],
+    ]
+
+
+PARTS = {"training": _training, "index": _index, "text": _text, "audio": _audio}
+"""Parts of the benchmark, in the order they run; ``encore bench batch --only`` picks one."""
+
+
+def run(only: str | None = None) -> dict[str, Any]:
+    limit_env()
+    out: dict[str, Any] = {"name": "batch", "machine": machine()}
+    rows: list[list[str]] = []
+    for name, part in PARTS.items():
+        if only in (None, name):
+            part(out, rows)
     out["table"] = rows
     return out
 
@@ -155,9 +192,12 @@ def render(r: dict[str, Any]) -> str:
     return table(r["table"], ["job", "cost", "note"])
 
 
-def main() -> None:
-    result = run()
-    path = save("batch", result)
+def main(only: str | None = None) -> None:
+    """Run every part (saved as ``batch``) or only one (saved as ``batch-<part>``)."""
+    if only is not None and only not in PARTS:
+        raise SystemExit(f"unknown part {only!r}; choose from {', '.join(PARTS)}")
+    result = run(only)
+    path = save("batch" if only is None else f"batch-{only}", result)
     print(render(result))
     print(f"\n{path}")
 

@@ -219,11 +219,15 @@ def bench(
     name: Annotated[
         str, typer.Argument(help="stream, serving, freshness, batch, bandit or all")
     ] = "all",
+    only: Annotated[
+        str | None,
+        typer.Option(help="batch only: one part (training, index, text or audio)"),
+    ] = None,
 ) -> None:
     """Run benchmarks on the embedded stack; write bench/results/<name>.json, print tables."""
     from bench.run import run_benchmarks
 
-    run_benchmarks(name)
+    run_benchmarks(name, only)
 
 
 @app.command()

@@ -301,6 +301,21 @@ class AudioSettings(BaseSettings):
         "address a host name resolves to and on every redirect.",
     )
 
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes batch jobs decode audio in (each file once, for features, mood "
+        "cues and fingerprints; one native thread each); 0: one per core. With 1, decoding "
+        "runs in the job's own process.",
+    )
+    crop: Literal["start", "centre"] = Field(
+        default="start",
+        description="Which 30 s of a track its audio features (and the mood cues from them) "
+        "describe: `start`, the first 30 s, or `centre`, the middle 30 s (of an http(s) link, "
+        "the middle of its fetched beginning). Fingerprints always use the whole decoded audio.",
+    )
+
     @field_validator("local_roots", "remote_allow_networks", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:

@@ -185,7 +185,8 @@ def test_features_of_a_remote_link_match_the_same_prefix_read_locally(
     from batch import audio
 
     r = remote(tmp_path)
-    result = audio.analyse([("t", f"{server.base}/clip.opus")], remote=r)
+    pool = audio.Decoding(workers=2)  # decoded in a worker process while the fetcher runs
+    result = audio.analyse([("t", f"{server.base}/clip.opus")], remote=r, decoding=pool)
     assert (result.fetched, result.cached, result.refused, result.failed) == (1, 0, 0, 0)
     assert result.errors == {}
     assert len(result.hashes["t"][0]) > 0  # fingerprints from the same decode
