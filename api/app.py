@@ -27,6 +27,7 @@ from api.security import SecurityHeaders
 from api.served import ServedLog
 from api.state import Resources
 from api.validation import validation_response
+from models.io.artifacts import remote_of
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
 from models.settings import Settings
@@ -111,6 +112,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             settings.artifacts.keep_versions,
             retry_s=settings.artifacts.watch_interval_s,
             retry_max_s=settings.artifacts.retry_max_s,
+            remote=remote_of(settings.artifacts),
         )
         await watcher.check()
         tasks = [

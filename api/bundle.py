@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -45,6 +45,9 @@ from models.serving import (
     smoke,
     unit,
 )
+
+if TYPE_CHECKING:
+    from models.io.s3 import S3Remote
 
 KINDS = ("als", "lightgcn", "hybrid", "content", "fingerprint", "policy")
 FIELD = {"als": "collab"}
@@ -233,9 +236,10 @@ class BundleWatcher:
         *,
         retry_s: float = 2.0,
         retry_max_s: float = 300.0,
+        remote: S3Remote | None = None,
     ) -> None:
         self.holder = holder
-        self.store = ArtifactStore(root, keep)
+        self.store = ArtifactStore(root, keep, remote)
         self.watcher = ArtifactWatcher(
             self.store,
             {kind: self._loader(kind) for kind in KINDS},

@@ -42,7 +42,7 @@ from batch.metrics import evaluate
 from batch.publish import publish_factors, publish_hybrid
 from batch.remote_audio import Remote
 from batch.split import random_split
-from models.io.artifacts import ArtifactStore
+from models.io.artifacts import ArtifactStore, remote_of
 from models.ranking import RankConfig
 from models.settings import Settings
 from models.state import fold_config
@@ -374,7 +374,11 @@ def train(
     if unknown:
         raise ValueError(f"unknown artifact kind(s) {sorted(unknown)}; one of {', '.join(KINDS)}")
     bars = Bars(progress)
-    store = ArtifactStore(Path(settings.artifacts.root), settings.artifacts.keep_versions)
+    store = ArtifactStore(
+        Path(settings.artifacts.root),
+        settings.artifacts.keep_versions,
+        remote_of(settings.artifacts),
+    )
     data = load_source(source, path, settings, bars)
     versions: dict[str, str] = {}
     fitted: dict[str, Fitted] = {}

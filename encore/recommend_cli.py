@@ -23,6 +23,7 @@ async def recommend_one(settings: Any, user_id: str, n: int) -> dict[str, Any]:
     from api.app import build_resources
     from api.bundle import BundleWatcher
     from api.recommend import personal
+    from models.io.artifacts import remote_of
     from models.io.localaudio import servable, trusted_roots
     from models.ranking import track_info
     from models.rerank import Filters
@@ -30,7 +31,10 @@ async def recommend_one(settings: Any, user_id: str, n: int) -> dict[str, Any]:
     res = build_resources(settings)
     try:
         watcher = BundleWatcher(
-            res, Path(settings.artifacts.root), settings.artifacts.keep_versions
+            res,
+            Path(settings.artifacts.root),
+            settings.artifacts.keep_versions,
+            remote=remote_of(settings.artifacts),
         )
         await watcher.check()
         if res.bundle.collab is None and res.bundle.content is None:

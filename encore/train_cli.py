@@ -243,11 +243,15 @@ def recommend_batch(
     """Top-k recommendations for many users from the published model, as JSON lines."""
     _one_thread()
     from batch.recommend import ExcludeFileError, read_exclude, read_users, recommend
-    from models.io.artifacts import ArtifactError, ArtifactStore
+    from models.io.artifacts import ArtifactError, ArtifactStore, remote_of
     from models.settings import load_settings
 
     settings = load_settings()
-    store = ArtifactStore(Path(settings.artifacts.root), settings.artifacts.keep_versions)
+    store = ArtifactStore(
+        Path(settings.artifacts.root),
+        settings.artifacts.keep_versions,
+        remote_of(settings.artifacts),
+    )
     try:
         pairs = read_exclude(exclude) if exclude is not None else None
     except (ExcludeFileError, OSError, UnicodeDecodeError) as exc:

@@ -236,6 +236,18 @@ class ArtifactSettings(BaseSettings):
         "starts at twice the poll interval and doubles with each failure. A newly published "
         "version is tried at once.",
     )
+    s3_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[^/]+(/.*)?$",
+        description="`s3://bucket/prefix` to share artifacts between hosts: publishing uploads "
+        "each version there (its `CURRENT` last) and readers copy the version it names into "
+        "the artifact directory before loading it. Credentials come from the standard AWS "
+        "variables, profile or instance role. Unset: the directory alone.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="Endpoint URL of an S3-compatible server (MinIO, ...); unset: AWS S3.",
+    )
 
 
 class AudioSettings(BaseSettings):

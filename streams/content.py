@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,14 +24,19 @@ from models.content import project, track_doc_text
 from models.io.artifacts import ArtifactError, ArtifactStore
 from models.io.text import TextModel
 
+if TYPE_CHECKING:
+    from models.io.s3 import S3Remote
+
 log = logging.getLogger(__name__)
 
 
 class ContentEncoder:
     """Callable used by the applier: new-track events -> :class:`ContentVectors`."""
 
-    def __init__(self, artifacts_root: Path, text: TextModel | None = None) -> None:
-        self.store = ArtifactStore(artifacts_root)
+    def __init__(
+        self, artifacts_root: Path, text: TextModel | None = None, remote: S3Remote | None = None
+    ) -> None:
+        self.store = ArtifactStore(artifacts_root, remote=remote)
         self.text = text or TextModel()
         self.enabled = self.text.available()
         self._maps: tuple[str, dict[str, np.ndarray]] | None = None
@@ -69,7 +74,7 @@ class ContentEncoder:
             return {}
         texts = [track_doc_text(e) for e in events]
         vectors = await asyncio.to_thread(self.text.encode, texts)
-        _, maps = self.maps()
+        _, maps = await asyncio.to_thread(self.maps)  # a request when the store has a remote
         cf = mood = None
         space = ""
         if "text_to_cf" in maps:

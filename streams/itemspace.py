@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
 from models.io.watcher import ArtifactWatcher
 from streams import metrics
+
+if TYPE_CHECKING:
+    from models.io.s3 import S3Remote
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +93,13 @@ class SpaceWatcher:
         interval_s: float,
         *,
         retry_max_s: float = 300.0,
+        remote: S3Remote | None = None,
     ) -> None:
         self.lookup = lookup
         self.kind = kind
         self.interval_s = interval_s
         self.watcher = ArtifactWatcher(
-            ArtifactStore(root),
+            ArtifactStore(root, remote=remote),
             {kind: space_of},
             self._served,
             self._swap,

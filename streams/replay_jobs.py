@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from models.io.artifacts import remote_of
 from models.keys import Keys
 from models.settings import Settings, load_settings
 from models.topics import SOURCE_TOPICS
@@ -29,12 +30,14 @@ async def _apply_share(
 ) -> ReplayReport:
     store = redis_store(settings)
     items = ItemLookup()
-    await SpaceWatcher(items, settings.artifacts.root, settings.stream.space_kind, 1.0).check()
+    remote = remote_of(settings.artifacts)
+    root, kind = settings.artifacts.root, settings.stream.space_kind
+    await SpaceWatcher(items, root, kind, 1.0, remote=remote).check()
     content = None
     if settings.stream.embed_text:
         from streams.content import ContentEncoder
 
-        content = ContentEncoder(settings.artifacts.root)
+        content = ContentEncoder(root, remote=remote)
     applier = build_applier(settings, store, discard_dead_letters, items, content)
     report = ReplayReport(generation - 1, generation)
     keys = Keys(settings.redis.key_prefix, generation, settings.kafka.partitions)

@@ -41,6 +41,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from models.codec import Rejected, dlq_record
+from models.io.artifacts import remote_of
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.keys import lag_key
 from models.records import encode_lag
@@ -74,14 +75,16 @@ class Worker:
         )
         self.items = ItemLookup()
         root = Path(settings.artifacts.root)
+        remote = remote_of(settings.artifacts)
         self.watcher = SpaceWatcher(
             self.items,
             root,
             s.space_kind,
             settings.artifacts.watch_interval_s,
             retry_max_s=settings.artifacts.retry_max_s,
+            remote=remote,
         )
-        content = ContentEncoder(root) if s.embed_text else None
+        content = ContentEncoder(root, remote=remote) if s.embed_text else None
         self.applier = build_applier(settings, self.store, self.dead_letter, self.items, content)
         self.pending_seek: dict[tuple[str, int], int] = {}
         self._space_checked = False

@@ -1,6 +1,6 @@
-"""Session fixtures: a real Kafka-protocol broker, a real redis-server and a real
-three-master Redis Cluster on free loopback ports, started once per test session
-and stopped by PID."""
+"""Session fixtures: a real Kafka-protocol broker, a real redis-server, a real
+three-master Redis Cluster and an S3-compatible server (moto's) on free loopback
+ports, started once per test session and stopped by PID (moto's: by its handle)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from encore.services import LocalRedisCluster, Proc, start_broker, start_redis, start_redis_cluster
+from encore.services import (
+    LocalRedisCluster,
+    Proc,
+    free_port,
+    start_broker,
+    start_redis,
+    start_redis_cluster,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LASTFM_DIR = ROOT.parent / "shared" / "datasets" / "hetrec2011-lastfm-2k"
@@ -45,6 +52,25 @@ def redis_cluster(run_dir: Path) -> Iterator[LocalRedisCluster]:
     cluster = start_redis_cluster(run_dir, nodes=3)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-compatible server; its endpoint URL. The AWS variables boto3 reads are
+    set to test values for the session, so no real credentials are ever used."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.setenv(name, "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            env.delenv(name, raising=False)
+        yield f"http://127.0.0.1:{port}"
+    server.stop()
 
 
 @pytest.fixture(scope="session")

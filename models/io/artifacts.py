@@ -11,12 +11,18 @@ Writers build a version directory completely, then :meth:`ArtifactStore.publish`
 replaces ``CURRENT`` with ``os.replace`` (readers never see a half-written
 version) and prunes old versions. Readers verify checksums before use and keep
 their old version when a new one fails to load.
+
+With a remote (:class:`models.io.s3.S3Remote`, several hosts sharing versions),
+publishing also uploads the version and replaces the remote ``CURRENT`` last;
+readers follow the remote ``CURRENT`` and copy a version they lack into their own
+root before loading it from disk as above.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -24,9 +30,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from models.io.s3 import S3Remote
+    from models.settings import ArtifactSettings
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -81,12 +93,22 @@ class Artifact:
         return self.arrays[name]
 
 
-class ArtifactStore:
-    """Versioned artifacts under one root directory."""
+def remote_of(settings: ArtifactSettings) -> S3Remote | None:
+    """The S3 mirror the settings name, or None (boto3 is imported only when one is set)."""
+    if settings.s3_url is None:
+        return None
+    from models.io.s3 import S3Remote
 
-    def __init__(self, root: Path, keep: int = 3) -> None:
+    return S3Remote(settings.s3_url, settings.s3_endpoint)
+
+
+class ArtifactStore:
+    """Versioned artifacts under one root directory, mirrored to ``remote`` if given."""
+
+    def __init__(self, root: Path, keep: int = 3, remote: S3Remote | None = None) -> None:
         self.root = Path(root)
         self.keep = keep
+        self.remote = remote
 
     def stage(self, kind: str, version: str | None = None) -> Path:
         """A fresh directory to write a new version into (not visible until published)."""
@@ -106,7 +128,8 @@ class ArtifactStore:
         metrics: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> str:
-        """Write the manifest (with checksums), then swap ``CURRENT`` to this version."""
+        """Write the manifest (with checksums), upload the version when there is a remote,
+        then swap ``CURRENT`` (remote first) to this version."""
         version = path.name
         files = {
             p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
@@ -123,41 +146,75 @@ class ArtifactStore:
             "files": files,
         }
         _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        if self.remote is not None:
+            self.remote.publish(kind, path)
         _atomic_write(self.root / kind / CURRENT, json.dumps({"version": version}))
         self.prune(kind)
+        if self.remote is not None:
+            try:
+                self.remote.prune(kind, self.keep)
+            except ArtifactError as exc:  # published all the same; the next publish prunes
+                log.warning("%s", exc)
         return version
 
     def current_version(self, kind: str) -> str | None:
-        """The published version of a kind, or None."""
+        """The published version of a kind, or None. With a remote, the version its
+        ``CURRENT`` names; the local one while the remote cannot be read."""
+        if self.remote is not None:
+            try:
+                return self.remote.current_version(kind)
+            except ArtifactError as exc:
+                log.warning("remote %s pointer unreadable, using the local one: %s", kind, exc)
         try:
             return str(json.loads((self.root / kind / CURRENT).read_text())["version"])
         except (OSError, ValueError, KeyError):
             return None
 
     def versions(self, kind: str) -> list[str]:
-        """Complete versions on disk, oldest first."""
+        """Complete versions on disk, oldest first (not the hidden copies under way)."""
         base = self.root / kind
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if (p / MANIFEST).is_file())
+        return sorted(
+            p.name
+            for p in base.iterdir()
+            if not p.name.startswith(".") and (p / MANIFEST).is_file()
+        )
 
     def load(self, kind: str, version: str | None = None) -> Artifact:
-        """Load and verify a version (default: the published one)."""
+        """Load and verify a version (default: the published one), copied from the
+        remote first when there is one and the version is not on disk yet."""
         version = version or self.current_version(kind)
         if version is None:
             raise ArtifactError(f"no published {kind} artifact under {self.root}")
         path = self.root / kind / version
+        if self.remote is not None and not (path / MANIFEST).is_file():
+            self._fetch(self.remote, kind, version)
         try:
             manifest = json.loads((path / MANIFEST).read_text())
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{kind}/{version}: unreadable manifest: {exc}") from exc
-        for name, meta in manifest["files"].items():
-            f = path / name
-            if not f.is_file():
-                raise ArtifactError(f"{kind}/{version}: missing file {name}")
-            if f.stat().st_size != meta["bytes"] or sha256_file(f) != meta["sha256"]:
-                raise ArtifactError(f"{kind}/{version}: checksum mismatch in {name}")
+        _verify(kind, version, path, manifest)
         return Artifact(kind, version, path, manifest)
+
+    def _fetch(self, remote: S3Remote, kind: str, version: str) -> None:
+        """Copy a remote version into a hidden directory, verify it, then give it the
+        version's name (one rename), so a half or corrupted copy is never loaded; then
+        point the local ``CURRENT`` at it (served from disk while the remote is down)
+        and prune."""
+        base = self.root / kind
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}."))
+        try:
+            _verify(kind, version, tmp, remote.download(kind, version, tmp))
+            os.rename(tmp, base / version)
+        except OSError:
+            if not (base / version / MANIFEST).is_file():  # not a copy that won the race
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _atomic_write(base / CURRENT, json.dumps({"version": version}))
+        self.prune(kind)
 
     def prune(self, kind: str) -> list[str]:
         """Delete all but the newest ``keep`` versions (never the published one)."""
@@ -166,6 +223,16 @@ class ArtifactStore:
         for v in doomed:
             shutil.rmtree(self.root / kind / v, ignore_errors=True)
         return doomed
+
+
+def _verify(kind: str, version: str, path: Path, manifest: dict[str, Any]) -> None:
+    """Raise unless every file the manifest lists is there with its size and sha256."""
+    for name, meta in manifest["files"].items():
+        f = path / name
+        if not f.is_file():
+            raise ArtifactError(f"{kind}/{version}: missing file {name}")
+        if f.stat().st_size != meta["bytes"] or sha256_file(f) != meta["sha256"]:
+            raise ArtifactError(f"{kind}/{version}: checksum mismatch in {name}")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -3,7 +3,8 @@
 The API (its bundle of models) and the stream workers (their item space) both
 use :class:`ArtifactWatcher`. Each poll, for every kind it watches:
 
-* read the published version; nothing to do when it is the one served;
+* read the published version (in a worker thread: with a remote store it is a
+  request); nothing to do when it is the one served;
 * load it in a worker thread (never on the event loop): the store verifies the
   checksums, then the kind's loader builds the served object and validates it,
   raising on a bad artifact;
@@ -131,7 +132,7 @@ class ArtifactWatcher:
 
     async def check_kind(self, kind: str) -> bool:
         """Load and swap in the published version of one kind if it is due; whether it swapped."""
-        version = self.store.current_version(kind)
+        version = await asyncio.to_thread(self.store.current_version, kind)
         current = self.served(kind)
         if version is None or version == current or self._waiting(kind, version):
             return False
