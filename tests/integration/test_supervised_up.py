@@ -188,6 +188,11 @@ def test_killed_worker_and_api_come_back_and_nothing_is_lost_or_doubled(tmp_path
         assert children["broker"]["kind"] == "fatal"
         log = up.text()
         assert log.count("died (signal SIGKILL); restarting in") == 6, log
+        print(  # the drill's outcome, for the CI log
+            "drill:",
+            result,
+            {n: (children[n]["restarts"], children[n]["last_exit"]) for n in ("worker-0", "api")},
+        )
     finally:
         up.stop()
     assert up.proc.returncode == 0, up.text()
