@@ -29,6 +29,7 @@ from api.state import Resources
 from api.validation import validation_response
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
+from models.io.vectors import serving_stores
 from models.settings import Settings
 from models.state import fold_config
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             settings.artifacts.keep_versions,
             retry_s=settings.artifacts.watch_interval_s,
             retry_max_s=settings.artifacts.retry_max_s,
+            vector_stores=serving_stores(settings),
         )
         await watcher.check()
         tasks = [

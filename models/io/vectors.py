@@ -10,13 +10,14 @@ the true neighbours (recall@10 against exact search on a seeded sample of rows).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from models.io.artifacts import Artifact, ArtifactStore
+from models.io.artifacts import Artifact, ArtifactError, ArtifactStore
 from models.io.vectors_faiss import FaissStore
 from models.settings import Settings
 from models.vectors import (
@@ -167,3 +168,35 @@ def sync(
             )
     return {"version": art.version, "min_recall": settings.vectors.min_recall, "ok": ok,
             "checks": rows}  # fmt: skip
+
+
+def serving_stores(settings: Settings) -> Callable[[Artifact], dict[str, VectorStore]] | None:
+    """What the API searches a content version's spaces with, when the backend is not
+    FAISS (None: the artifact's own index files). A version must be migrated first: a
+    missing or incomplete collection refuses the version (the reader keeps the old one
+    and tries again later). Milvus Lite is one process's: serve it from one API process,
+    or give ``ENCORE_VECTORS_URI`` a Milvus server."""
+    if settings.vectors.backend == "faiss":
+        return None
+    client: list[Any] = []
+
+    def open_spaces(art: Artifact) -> dict[str, VectorStore]:
+        from models.io.vectors_milvus import MilvusStore
+
+        if not client:
+            client.append(milvus_client(settings))
+        n = len(art.json("item_ids.json"))
+        out: dict[str, VectorStore] = {}
+        for space in spaces_of(art, "all"):
+            name = collection_name(space, art.version)
+            dim = int(art.array(f"{space}.npy", mmap=True).shape[1])
+            try:
+                store = MilvusStore(client[0], name, dim, create=False)
+            except LookupError as exc:
+                raise ArtifactError(f"{exc}: run `encore vectors migrate --to milvus`") from exc
+            if store.count() != n:
+                raise ArtifactError(f"Milvus collection {name} holds {store.count()} of {n} rows")
+            out[space] = store
+        return out
+
+    return open_spaces

@@ -51,7 +51,10 @@ def connect(uri: str) -> Any:
 class MilvusStore:
     """A :class:`~models.vectors.VectorStore` over one Milvus collection (see the module)."""
 
-    def __init__(self, client: Any, collection: str, dim: int, index: str = "FLAT") -> None:
+    def __init__(
+        self, client: Any, collection: str, dim: int, index: str = "FLAT", *, create: bool = True
+    ) -> None:
+        """Open ``collection``; a missing one is created, or with ``create=False`` refused."""
         if index not in INDEX_PARAMS:
             raise ValueError(f"unknown Milvus index {index!r}; one of {sorted(INDEX_PARAMS)}")
         self.client = client
@@ -59,7 +62,12 @@ class MilvusStore:
         self.dim = dim
         self.index = index
         if not client.has_collection(collection):
+            if not create:
+                raise LookupError(f"no Milvus collection {collection}")
             self._create()
+        else:  # searched as it was built, whatever the setting says now
+            described = client.describe_index(collection, "vector") or {}
+            self.index = str(described.get("index_type", index))
 
     def _create(self) -> None:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
