@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, run_json, save, table
+from bench.common import RESULTS, machine, run_json, save, table
 from bench.hotpaths import group_memory_mib
 from models.vectors import VectorStore, exact_search, recall_at_k
 
@@ -88,6 +88,10 @@ def worker(backend: str, n: int, dim: int) -> dict[str, Any]:
     }
 
 
+def _key(run: dict[str, Any]) -> tuple[str, int, int]:
+    return run["backend"], run["n"], run["dim"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, action="append", help="vectors (repeatable)")
@@ -99,13 +103,21 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, sizes[0], args.dim)), flush=True)
         return
-    result: dict[str, Any] = {"machine": machine(), "runs": []}
+    here = machine()
+    runs = []
     for n in sizes:
         for backend in args.backend or BACKENDS:
             argv = ["-m", "bench.vectors", "--worker", backend, "--n", str(n)]
             run = run_json([*argv, "--dim", str(args.dim)])
+            run["load_avg_at_start"] = here["load_avg_at_start"]
             print(json.dumps(run), file=sys.stderr, flush=True)
-            result["runs"].append(run)
+            runs.append(run)
+    # sizes run separately accumulate: a run replaces only the same backend, n and dim
+    path = RESULTS / "vectors.json"
+    old = json.loads(path.read_text())["runs"] if path.is_file() else []
+    fresh = {_key(r) for r in runs}
+    runs = sorted([r for r in old if _key(r) not in fresh] + runs, key=lambda r: (r["n"], r["dim"]))
+    result: dict[str, Any] = {"machine": here, "runs": runs}
     save("vectors", result)
     header = ["backend", "n", "dim", "build_s", "query_p50_ms", "query_p99_ms",
               "recall_at_10", "memory_mib"]  # fmt: skip

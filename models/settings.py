@@ -261,8 +261,8 @@ class VectorSettings(BaseSettings):
     milvus_index: Literal["FLAT", "IVF_FLAT", "AUTOINDEX", "HNSW"] = Field(
         default="FLAT",
         description="Milvus index of new collections. Milvus Lite builds FLAT, IVF_FLAT and "
-        "AUTOINDEX only and ignores nprobe (IVF recall@10 0.29 measured): FLAT is exact; "
-        "a server can use HNSW.",
+        "AUTOINDEX only and ignores nprobe (IVF_FLAT recall@10 at 100k: 0.95 on clustered, 0.29 "
+        "on uniform random 64-d vectors): FLAT is exact; a server can use HNSW.",
     )
     sync_sample: int = Field(
         default=200, ge=1, description="Queries `encore vectors sync` measures recall@10 on."

@@ -86,6 +86,9 @@ class FaissStore:
         n_allowed = int(allowed.sum())
         if n_allowed == 0 or k <= 0:
             return [([], np.empty(0, np.float32)) for _ in range(len(q))]
+        if n_allowed == len(self.ids):  # every row passes: the index alone
+            scores, slots = self.index.search(q, min(k, n_allowed))
+            return [self._keep(c, s, allowed, k) for c, s in zip(scores, slots, strict=True)]
         if n_allowed <= EXACT_MAX and n_allowed < len(self.ids):
             return self._exact(q, k, np.flatnonzero(allowed))
         fetch = min(len(self.ids), int(np.ceil(k * len(self.ids) / n_allowed)) + k)
