@@ -75,17 +75,28 @@ def milvus_client(settings: Settings) -> Any:
 
 
 def open_store(
-    settings: Settings, backend: str, art: Artifact, space: str, client: Any = None
+    settings: Settings,
+    backend: str,
+    art: Artifact,
+    space: str,
+    client: Any = None,
+    *,
+    create: bool = True,
 ) -> VectorStore:
     """One space of a content version in ``backend``. FAISS: the store ``migrate`` wrote,
-    else the artifact's own index file (row numbers as ids), else one built from it."""
+    else the artifact's own index file (row numbers as ids), else one built from it.
+    Milvus: the collection, created empty unless ``create`` is false (then LookupError)."""
     name = collection_name(space, art.version)
     if backend == "milvus":
         from models.io.vectors_milvus import MilvusStore
 
         dim = int(art.array(f"{space}.npy", mmap=True).shape[1])
         return MilvusStore(
-            client or milvus_client(settings), name, dim, settings.vectors.milvus_index
+            client or milvus_client(settings),
+            name,
+            dim,
+            settings.vectors.milvus_index,
+            create=create,
         )
     if backend != "faiss":
         raise ValueError(f"unknown vector backend {backend!r}; one of {', '.join(BACKENDS)}")
@@ -121,10 +132,10 @@ def migrate(
         elif to == "milvus":
             from models.io.vectors_milvus import MilvusStore
 
-            old = open_store(settings, to, art, s, client)
-            assert isinstance(old, MilvusStore)
-            old.drop()
-            open_store(settings, to, art, s, client).add(ids, vectors, attrs)
+            if client.has_collection(name):
+                client.drop_collection(name)
+            target = MilvusStore(client, name, vectors.shape[1], settings.vectors.milvus_index)
+            target.add(ids, vectors, attrs)
         else:
             raise ValueError(f"unknown vector backend {to!r}; one of {', '.join(BACKENDS)}")
         seconds = round(time.perf_counter() - t0, 2)
@@ -150,9 +161,12 @@ def sync(
         )
         truth = exact_search(ids, vectors, vectors[pick], 10)
         for backend in BACKENDS:
-            store = open_store(settings, backend, art, s, client)
-            recall = recall_at_k(store.search(vectors[pick], 10), truth, 10)
-            n, digest = store.count(), store.checksum()
+            try:
+                store = open_store(settings, backend, art, s, client, create=False)
+                recall = recall_at_k(store.search(vectors[pick], 10), truth, 10)
+                n, digest = store.count(), store.checksum()
+            except LookupError:  # never migrated there
+                recall, n, digest = 0.0, 0, ""
             good = n == len(ids) and digest == want and recall >= settings.vectors.min_recall
             ok &= good
             rows.append(

@@ -90,10 +90,6 @@ class MilvusStore:
             self.collection, schema=schema, index_params=params, consistency_level="Strong"
         )
 
-    def drop(self) -> None:
-        """Remove the collection (a migration rewrites it from scratch)."""
-        self.client.drop_collection(self.collection)
-
     def add(self, ids: list[str], vectors: np.ndarray, attrs: Attrs | None = None) -> None:
         x = unit_rows(vectors)
         if x.shape != (len(ids), self.dim):

@@ -92,6 +92,11 @@ def test_migrate_then_sync_agrees_and_catches_a_missing_row(env: Path) -> None:
 
 def test_migrate_to_faiss_writes_a_store_sync_reads(env: Path) -> None:
     version = publish(env / "artifacts", n=400, seed=1)
+    result = CliRunner().invoke(app, ["vectors", "sync", "--space", "text"])
+    assert result.exit_code == 1  # nothing in Milvus yet, and sync creates nothing there
+    missing = [c for c in report_of(result.output)["checks"] if not c["ok"]]
+    assert [(c["backend"], c["count"]) for c in missing] == [("milvus", 0)]
+    assert not milvus_client(load_settings()).has_collection(collection_name("text", version))
     result = CliRunner().invoke(app, ["vectors", "migrate", "--to", "faiss", "--space", "text"])
     assert result.exit_code == 0, result.output
     saved = env / "run" / "vectors" / "faiss" / collection_name("text", version)
