@@ -9,7 +9,7 @@ COPY api api
 COPY batch batch
 COPY encore encore
 # CPU-only torch for the ML extra (the default PyPI wheel carries CUDA).
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[ml]" \
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[ml,milvus]" \
     && pip install --no-deps recbole==1.2.1
 USER nobody
 CMD ["encore", "--help"]

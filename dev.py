@@ -77,18 +77,18 @@ def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else "help"
     rest = sys.argv[2:]
     if cmd == "up":
-        ensure_venv("ml,data")
+        ensure_venv("ml,data,milvus")
         os.execv(BIN / "encore", [str(BIN / "encore"), "up", *rest])
     elif cmd == "test":
-        ensure_venv("ml,dev,data")
+        ensure_venv("ml,dev,data,milvus")
         ensure_browser()
         lint()
         run(PY, "-m", "pytest", "-ra", *rest, env={"HF_HUB_OFFLINE": "1"})
     elif cmd == "lint":
-        ensure_venv("ml,dev,data")
+        ensure_venv("ml,dev,data,milvus")
         lint()
     elif cmd in ("bench", "drills"):
-        ensure_venv("ml,dev,data")
+        ensure_venv("ml,dev,data,milvus")
         os.execv(BIN / "encore", [str(BIN / "encore"), cmd, *rest])
     else:
         print(__doc__)

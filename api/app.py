@@ -30,6 +30,7 @@ from api.validation import validation_response
 from models.io.artifacts import remote_of
 from models.io.producer import BrokerUnavailable, EventProducer
 from models.io.redis_store import RedisStore, connect
+from models.io.vectors import serving_stores
 from models.settings import Settings
 from models.state import fold_config
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
             retry_s=settings.artifacts.watch_interval_s,
             retry_max_s=settings.artifacts.retry_max_s,
             remote=remote_of(settings.artifacts),
+            vector_stores=serving_stores(settings),
         )
         await watcher.check()
         tasks = [

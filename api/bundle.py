@@ -17,6 +17,7 @@ built from them) stay private to each process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,7 @@ def load_content(art: Artifact) -> Content:
     )
     text_index = _index(art, "text.faiss", text)
     audio_index = None if audio is None else _index(art, "audio.faiss", audio)
+    neighbours = _neighbours(art, "text", len(ids))
     content = Content(
         art.version,
         ids,
@@ -185,11 +187,26 @@ def load_content(art: Artifact) -> Content:
             if i.get("artist")
         },
         query_space=load_query_space(art, text_index=text_index, audio_index=audio_index),
-        **_neighbours(art, "text", len(ids)),
+        text_neighbours=neighbours.get("text_neighbours"),
+        text_neighbour_scores=neighbours.get("text_neighbour_scores"),
     )
     smoke(content.text_index, text, f"content/{art.version}")
     _ = content.facts  # joined here, off the event loop, not by the first request
     return content
+
+
+def with_stores(content: Content, stores: dict[str, Any]) -> Content:
+    """The content model searching its spaces in vector stores, checked like its index:
+    an item's own vector must find that item first."""
+    served = replace(content, text_store=stores.get("text"), audio_store=stores.get("audio"))
+    probe = len(content.ids) // 2
+    checks = [("text", served.search_text(content.text[probe], 1))]
+    if content.audio is not None and served.audio_store is not None:
+        checks.append(("audio", served.search_audio(content.audio[probe], 1)))
+    for space, (rows, _) in checks:
+        if len(rows) == 0 or rows[0] != probe:
+            raise ModelError(f"content/{content.version}: {space} store smoke query failed")
+    return served
 
 
 def load_fingerprints(art: Artifact) -> Fingerprints:
@@ -237,8 +254,12 @@ class BundleWatcher:
         retry_s: float = 2.0,
         retry_max_s: float = 300.0,
         remote: S3Remote | None = None,
+        vector_stores: Callable[[Artifact], dict[str, Any]] | None = None,
     ) -> None:
+        """``vector_stores``: the content spaces' stores in the configured vector backend
+        (:func:`models.io.vectors.serving_stores`); None searches the index files."""
         self.holder = holder
+        self.vector_stores = vector_stores
         self.store = ArtifactStore(root, keep, remote)
         self.watcher = ArtifactWatcher(
             self.store,
@@ -261,7 +282,9 @@ class BundleWatcher:
         work happens off the event loop too."""
 
         def load(art: Artifact) -> Any:
-            part = LOADERS[kind](art)
+            part: Any = LOADERS[kind](art)
+            if kind == "content" and self.vector_stores is not None:
+                part = with_stores(part, self.vector_stores(art))
             if kind in ("als", "lightgcn", "hybrid", "content"):
                 items_of(replace(self.holder.bundle, **{FIELD.get(kind, kind): part}))
             return part

@@ -239,12 +239,13 @@ def drills() -> None:
 
 
 def _register_batch() -> None:
-    from encore import ope_cli, recommend_cli, scan_cli, train_cli
+    from encore import ope_cli, recommend_cli, scan_cli, train_cli, vectors_cli
 
     train_cli.register(app)
     ope_cli.register(app)
     recommend_cli.register(app)
     scan_cli.register(app)
+    vectors_cli.register(app)
 
 
 _register_batch()

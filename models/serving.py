@@ -23,6 +23,7 @@ from models.bandit import Policy
 from models.index import build_index
 from models.pool import NO_CODE as NO_ARTIST
 from models.pool import Facts, Items, Vocab, artist_key, facts_of, make_items
+from models.vectors import Hits, VectorStore
 
 __all__ = ["artist_key"]
 
@@ -220,6 +221,8 @@ class Content:
     query_space: Any = None  # models.query.QuerySpace of the tag files, None in older versions
     text_neighbours: np.ndarray | None = None  # (n, K) ids by text.faiss; None: search
     text_neighbour_scores: np.ndarray | None = None  # (n, K) their cosines
+    text_store: VectorStore | None = None  # ENCORE_VECTORS_BACKEND=milvus: searched instead
+    audio_store: VectorStore | None = None  # of text_index / audio_index
 
     @cached_property
     def facts(self) -> Facts:
@@ -234,8 +237,17 @@ class Content:
 
     def search_text_many(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`search_text` of each row of ``queries``, in one index call."""
+        if self.text_store is not None:
+            return self._rows(self.text_store.search(queries, min(k, len(self.ids))))
         scores, rows = self.text_index.search(unit(queries), min(k, len(self.ids)))
         return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+
+    def _rows(self, hits: list[Hits]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A vector store's answers (ids) as catalog rows, as the FAISS indices answer."""
+        return [
+            (np.fromiter((self.row[t] for t in ids), np.int64, len(ids)), scores)
+            for ids, scores in hits
+        ]
 
     def text_neighbours_of(self, rows: list[int], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The top-``k`` text neighbours of catalog rows: read from the published table
@@ -252,6 +264,10 @@ class Content:
 
     def search_audio(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine in the audio space (empty without audio)."""
+        if self.audio_store is not None and self.audio is not None:
+            return self._rows(self.audio_store.search(query.reshape(1, -1), min(k, len(self.ids))))[
+                0
+            ]
         if self.audio_index is None:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         scores, rows = self.audio_index.search(unit(query.reshape(1, -1)), min(k, len(self.ids)))
