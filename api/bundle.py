@@ -38,6 +38,7 @@ from models.serving import (
     Fingerprints,
     ModelError,
     ServedPolicy,
+    StoreIndex,
     TopLists,
     items_of,
     make_collab,
@@ -198,7 +199,19 @@ def load_content(art: Artifact) -> Content:
 def with_stores(content: Content, stores: dict[str, Any]) -> Content:
     """The content model searching its spaces in vector stores, checked like its index:
     an item's own vector must find that item first."""
-    served = replace(content, text_store=stores.get("text"), audio_store=stores.get("audio"))
+    text, audio = stores.get("text"), stores.get("audio")
+    served = replace(content, text_store=text, audio_store=audio)
+    space = content.query_space
+    if space is not None and space.index is not None:  # a large catalog's query lookups
+        n, idx = len(content.ids), space.index
+        index = replace(
+            idx,
+            text=idx.text if text is None else StoreIndex(text, content.row, n),
+            audio=idx.audio
+            if audio is None or idx.audio is None
+            else StoreIndex(audio, content.row, n),
+        )
+        served = replace(served, query_space=replace(space, index=index))
     probe = len(content.ids) // 2
     checks = [("text", served.search_text(content.text[probe], 1))]
     if content.audio is not None and served.audio_store is not None:
@@ -206,6 +219,19 @@ def with_stores(content: Content, stores: dict[str, Any]) -> Content:
     for space, (rows, _) in checks:
         if len(rows) == 0 or rows[0] != probe:
             raise ModelError(f"content/{content.version}: {space} store smoke query failed")
+    return served
+
+
+def with_collab_store(collab: Collab, store: Any) -> Collab:
+    """The ALS model searching its items in a vector store, checked before it serves: for
+    an item's own factors the store must find at least 9 of the exact top 10 by inner
+    product (a store missing rows or holding another version's fails)."""
+    served = replace(collab, store=store)
+    probe = collab.raw_items[len(collab.ids) // 2]
+    exact = np.argsort(-(collab.raw_items @ probe), kind="stable")[:10]
+    found = served.search(probe, 10)[0]
+    if len(set(found.tolist()) & set(exact.tolist())) < min(9, len(exact)):
+        raise ModelError(f"als/{collab.version}: collab store smoke query failed")
     return served
 
 
@@ -285,6 +311,8 @@ class BundleWatcher:
             part: Any = LOADERS[kind](art)
             if kind == "content" and self.vector_stores is not None:
                 part = with_stores(part, self.vector_stores(art))
+            if kind == "als" and self.vector_stores is not None:
+                part = with_collab_store(part, self.vector_stores(art)["collab"])
             if kind in ("als", "lightgcn", "hybrid", "content"):
                 items_of(replace(self.holder.bundle, **{FIELD.get(kind, kind): part}))
             return part

@@ -1,5 +1,6 @@
-"""``encore vectors migrate|sync``: copy the published content vectors into a backend,
-then check every backend against them (the work is :mod:`models.io.vectors`)."""
+"""``encore vectors migrate|sync``: copy the published vectors (the content spaces and
+the ALS item factors) into a backend, then check every backend against them (the work
+is :mod:`models.io.vectors`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import orjson
 import typer
 
 vectors_app = typer.Typer(
-    help="Vector backends: copy the content vectors into one, verify them.", no_args_is_help=True
+    help="Vector backends: copy the published vectors into one, verify them.",
+    no_args_is_help=True,
 )
 
 
@@ -22,6 +24,7 @@ class Backend(StrEnum):
 class Space(StrEnum):
     text = "text"
     audio = "audio"
+    collab = "collab"
     all = "all"
 
 
@@ -37,8 +40,9 @@ def migrate(
     to: Annotated[Backend, typer.Option("--to", help="Target backend.")],
     space: Annotated[Space, typer.Option(help="Which vectors.")] = Space.all,
 ) -> None:
-    """Copy the published content version's vectors (ids, vectors, genre, artist, year)
-    into the target backend, replacing what it held for that version."""
+    """Copy the published vectors (content: ids, vectors, genre, artist, year; ALS: item
+    factors as unit MIPS rows, artist) into the target backend, replacing what it held
+    for those versions."""
     from models.io.vectors import migrate as run_migrate
     from models.settings import load_settings
 
@@ -51,7 +55,7 @@ def migrate(
 def sync(
     space: Annotated[Space, typer.Option(help="Which vectors.")] = Space.all,
 ) -> None:
-    """Verify both backends hold the published content version: counts, checksums and
+    """Verify both backends hold the published versions' vectors: counts, checksums and
     recall@10 against exact search; exit code 1 when any check fails."""
     from models.io.vectors import sync as run_sync
     from models.settings import load_settings

@@ -12,6 +12,7 @@ from freshly fitted models, so both rank with one code path
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -77,6 +78,7 @@ class Collab:
     index: Any  # over mips_augment(raw items)
     max_norm: float
     popular_rows: np.ndarray  # rows by popularity, most popular first (the top 1,000)
+    store: VectorStore | None = None  # ENCORE_VECTORS_BACKEND=milvus: searched instead of index
 
     @cached_property
     def popular_scores(self) -> np.ndarray:
@@ -89,6 +91,10 @@ class Collab:
         ranks: the factor norms carry item popularity), via the augmented unit index."""
         q = unit(query.reshape(1, -1))
         q = np.hstack([q, np.zeros((1, 1), np.float32)])
+        if self.store is not None:
+            [(ids, found)] = self.store.search(q, min(k, len(self.ids)))
+            rows = np.fromiter((self.row[t] for t in ids), np.int64, len(ids))
+            return rows, np.asarray(found, np.float32) * self.max_norm
         scores, rows = self.index.search(q, min(k, len(self.ids)))
         keep = rows[0] >= 0
         return rows[0][keep], scores[0][keep] * self.max_norm
@@ -195,6 +201,27 @@ def make_toplists(
     if items.shape[0] != len(user_ids):
         raise ModelError(f"hybrid/{version}: {items.shape[0]} lists for {len(user_ids)} users")
     return TopLists(version, list(ids), {u: i for i, u in enumerate(user_ids)}, items, scores)
+
+
+@dataclass(frozen=True)
+class StoreIndex:
+    """A vector store answering as a FAISS index over catalog rows (``search(queries, k)``
+    gives scores and rows, -1 where it found fewer), so the query index's text and audio
+    lookups go through the configured backend too."""
+
+    store: VectorStore
+    row: Mapping[str, int]
+    ntotal: int
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        hits = self.store.search(np.atleast_2d(queries), k)
+        rows = np.full((len(hits), k), -1, np.int64)
+        scores = np.zeros((len(hits), k), np.float32)
+        for i, (ids, found) in enumerate(hits):
+            r = [self.row.get(t, -1) for t in ids[:k]]
+            rows[i, : len(r)] = r
+            scores[i, : len(r)] = found[: len(r)]
+        return scores, rows
 
 
 @dataclass(frozen=True)

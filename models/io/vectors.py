@@ -1,10 +1,13 @@
-"""The vector backends by name, and moving a content version's vectors between them.
+"""The vector backends by name, and moving published vectors between them.
 
-The published "content" artifact is the source of truth: its ids, its vectors per
-space (``text.npy``, ``audio.npy``) and the scalar fields of its items. ``migrate``
-copies them into a backend; ``sync`` checks that every backend holds exactly them
-(counts and order-independent checksums against the artifact's) and still finds
-the true neighbours (recall@10 against exact search on a seeded sample of rows).
+The published artifacts are the source of truth: the "content" artifact's ids,
+vectors per space (``text.npy``, ``audio.npy``) and the scalar fields of its items,
+and the "als" artifact's item factors (space ``collab``: stored as the unit rows of
+:func:`models.serving.mips_augment`, on which cosine ranks as the raw inner product
+does, with each item's artist). ``migrate`` copies them into a backend; ``sync``
+checks that every backend holds exactly them (counts and order-independent
+checksums against the artifact's) and still finds the true neighbours (recall@10
+against exact search on a seeded sample of rows).
 """
 
 from __future__ import annotations
@@ -33,8 +36,26 @@ from models.vectors import (
 BACKENDS = ("faiss", "milvus")
 
 
+COLLAB = "collab"
+"""The space of the ALS artifact's item factors (the personal route's MIPS search)."""
+
+
+def kind_of(space: str) -> str:
+    """The artifact kind a space's vectors come from."""
+    return "als" if space == COLLAB else "content"
+
+
 def content_rows(art: Artifact, space: str) -> tuple[list[str], np.ndarray, dict[str, list[Any]]]:
-    """Ids, unit vectors and scalar columns of one space of a content artifact."""
+    """Ids, unit vectors and scalar columns of one space of a content artifact (or, for
+    ``collab``, of an ALS artifact)."""
+    if space == COLLAB:
+        from models.serving import mips_augment
+
+        ids = [str(t) for t in art.json("item_ids.json")]
+        files = art.manifest["files"]
+        artists = art.json("item_artists.json") if "item_artists.json" in files else []
+        vectors = mips_augment(np.asarray(art.array("item_factors.npy"), np.float32))
+        return ids, unit_rows(vectors), {"artist": artists or [None] * len(ids)}
     if f"{space}.npy" not in art.manifest["files"]:
         raise FileNotFoundError(f"content/{art.version} has no {space} vectors")
     ids = [str(t) for t in art.json("item_ids.json")]
@@ -49,9 +70,25 @@ def content_rows(art: Artifact, space: str) -> tuple[list[str], np.ndarray, dict
 
 def spaces_of(art: Artifact, space: str) -> list[str]:
     """``space``, or every space the artifact has vectors for when it is ``all``."""
+    if art.kind == "als":
+        return [COLLAB] if space in ("all", COLLAB) else []
     if space != "all":
-        return [space]
+        return [] if space == COLLAB else [space]
     return [s for s in SPACES if f"{s}.npy" in art.manifest["files"]]
+
+
+def published(settings: Settings, space: str) -> list[Artifact]:
+    """The published artifacts whose vectors ``space`` names (``all``: content and ALS,
+    each if published)."""
+    store = ArtifactStore(settings.artifacts.root)
+    kinds = ["content", "als"] if space == "all" else [kind_of(space)]
+    return [store.load(k) for k in kinds if store.current_version(k) is not None]
+
+
+def _dim(art: Artifact, space: str) -> int:
+    if space == COLLAB:
+        return int(art.array("item_factors.npy", mmap=True).shape[1]) + 1
+    return int(art.array(f"{space}.npy", mmap=True).shape[1])
 
 
 def milvus_uri(settings: Settings) -> str:
@@ -90,11 +127,10 @@ def open_store(
     if backend == "milvus":
         from models.io.vectors_milvus import MilvusStore
 
-        dim = int(art.array(f"{space}.npy", mmap=True).shape[1])
         return MilvusStore(
             client or milvus_client(settings),
             name,
-            dim,
+            _dim(art, space),
             settings.vectors.milvus_index,
             create=create,
         )
@@ -104,7 +140,7 @@ def open_store(
     if (saved / "ids.json").is_file():
         return FaissStore.load(saved)
     ids, vectors, attrs = content_rows(art, space)
-    if f"{space}.faiss" in art.manifest["files"]:
+    if space != COLLAB and f"{space}.faiss" in art.manifest["files"]:
         index = faiss.read_index(str(art.file(f"{space}.faiss")))
         return FaissStore.of_index(index, ids, vectors, attrs)
     store = FaissStore(vectors.shape[1])
@@ -115,13 +151,12 @@ def open_store(
 def migrate(
     settings: Settings, to: str, space: str = "all", client: Any = None
 ) -> list[dict[str, Any]]:
-    """Copy the published content version's vectors into backend ``to`` (replacing what
-    it held for that version); per space: rows copied and seconds taken."""
-    art = ArtifactStore(settings.artifacts.root).load("content")
+    """Copy the published versions' vectors into backend ``to`` (replacing what it held
+    for those versions); per space: rows copied and seconds taken."""
     if to == "milvus" and client is None:
         client = milvus_client(settings)
     report = []
-    for s in spaces_of(art, space):
+    for art, s in [(a, s) for a in published(settings, space) for s in spaces_of(a, space)]:
         t0 = time.perf_counter()
         ids, vectors, attrs = content_rows(art, s)
         name = collection_name(s, art.version)
@@ -148,12 +183,12 @@ def migrate(
 def sync(
     settings: Settings, space: str = "all", client: Any = None, seed: int = 0
 ) -> dict[str, Any]:
-    """Check every backend against the published content version (see the module).
-    ``ok`` is false when a count or checksum differs or recall@10 is below the setting."""
-    art = ArtifactStore(settings.artifacts.root).load("content")
+    """Check every backend against the published versions (see the module). ``ok`` is
+    false when a count or checksum differs or recall@10 is below the setting."""
+    arts = published(settings, space)
     client = client or milvus_client(settings)
     rows, ok = [], True
-    for s in spaces_of(art, space):
+    for art, s in [(a, s) for a in arts for s in spaces_of(a, space)]:
         ids, vectors, _ = content_rows(art, s)
         want = checksum(ids, vectors)
         pick = np.random.default_rng(seed).choice(
@@ -172,6 +207,7 @@ def sync(
             rows.append(
                 {
                     "space": s,
+                    "version": art.version,
                     "backend": backend,
                     "count": n,
                     "expected_count": len(ids),
@@ -180,16 +216,18 @@ def sync(
                     "ok": good,
                 }
             )
-    return {"version": art.version, "min_recall": settings.vectors.min_recall, "ok": ok,
+    versions = {a.kind: a.version for a in arts}
+    return {"versions": versions, "min_recall": settings.vectors.min_recall, "ok": ok,
             "checks": rows}  # fmt: skip
 
 
 def serving_stores(settings: Settings) -> Callable[[Artifact], dict[str, VectorStore]] | None:
-    """What the API searches a content version's spaces with, when the backend is not
-    FAISS (None: the artifact's own index files). A version must be migrated first: a
-    missing or incomplete collection refuses the version (the reader keeps the old one
-    and tries again later). Milvus Lite is one process's: serve it from one API process,
-    or give ``ENCORE_VECTORS_URI`` a Milvus server."""
+    """What the API searches a content version's spaces (or an ALS version's ``collab``
+    space) with, when the backend is not FAISS (None: the artifact's own index files).
+    A version must be migrated first: a missing or incomplete collection refuses the
+    version (the reader keeps the old one and tries again later). Milvus Lite is one
+    process's: serve it from one API process, or give ``ENCORE_VECTORS_URI`` a Milvus
+    server."""
     if settings.vectors.backend == "faiss":
         return None
     client: list[Any] = []
@@ -203,9 +241,8 @@ def serving_stores(settings: Settings) -> Callable[[Artifact], dict[str, VectorS
         out: dict[str, VectorStore] = {}
         for space in spaces_of(art, "all"):
             name = collection_name(space, art.version)
-            dim = int(art.array(f"{space}.npy", mmap=True).shape[1])
             try:
-                store = MilvusStore(client[0], name, dim, create=False)
+                store = MilvusStore(client[0], name, _dim(art, space), create=False)
             except LookupError as exc:
                 raise ArtifactError(f"{exc}: run `encore vectors migrate --to milvus`") from exc
             if store.count() != n:

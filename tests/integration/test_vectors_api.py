@@ -1,5 +1,5 @@
-"""The API searches the content spaces in the configured vector backend: the similar
-and radio routes answer alike from the FAISS index files and from Milvus Lite, and
+"""The API searches the content spaces in the configured vector backend: the similar,
+radio, query and personal routes answer alike from the FAISS index files and from Milvus Lite, and
 a content version nobody migrated is refused (the reader keeps what it serves)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def similar(client: TestClient, track: str) -> list[tuple[str, Any]]:
     return [(i["track_id"], i.get("score")) for i in r.json()["items"]]
 
 
-def test_similar_route_answers_alike_on_both_backends(built: Built, base: Settings) -> None:
+def test_routes_answer_alike_on_both_backends(built: Built, base: Settings) -> None:
     migrate(base, "milvus")
     seeds = [t.track_id for t in built.demo.tracks[5:60:11]]
     answers: dict[str, list[Any]] = {}
@@ -59,6 +59,8 @@ def test_similar_route_answers_alike_on_both_backends(built: Built, base: Settin
         for client in client_on(base, backend):
             content = client.app.state.resources.bundle.content  # type: ignore[attr-defined]
             assert (content.text_store is not None) == (backend == "milvus")
+            collab = client.app.state.resources.bundle.collab  # type: ignore[attr-defined]
+            assert (collab.store is not None) == (backend == "milvus")
             answers[backend] = [similar(client, t) for t in seeds]
             assert all(len(a) == 8 for a in answers[backend])
             artist = built.demo.tracks[3].artist_id
@@ -66,10 +68,26 @@ def test_similar_route_answers_alike_on_both_backends(built: Built, base: Settin
             assert radio.status_code == 200, radio.text
             answers[f"{backend} radio"] = [[i["track_id"] for i in radio.json()["items"]]]
             assert answers[f"{backend} radio"][0]
+            for text in ("calm acoustic", "energetic electronic", "sad songs for a rainy day"):
+                q = client.post("/v1/recommend", json={"query": text, "top_k": 10})
+                assert q.status_code == 200, q.text
+                assert q.json()["items"], text
+                answers.setdefault(f"{backend} query", []).append(
+                    [i["track_id"] for i in q.json()["items"]]
+                )
+            for user in sorted({e.user_id for e in built.demo.interactions})[:5]:
+                p = client.get(f"/v1/users/{user}/recommendations", params={"n": 10})
+                assert p.status_code == 200, p.text
+                assert p.json()["items"], user
+                answers.setdefault(f"{backend} personal", []).append(
+                    [i["track_id"] for i in p.json()["items"]]
+                )
     assert [[t for t, _ in a] for a in answers["milvus"]] == [
         [t for t, _ in a] for a in answers["faiss"]
     ]
     assert answers["milvus radio"] == answers["faiss radio"]
+    assert answers["milvus query"] == answers["faiss query"]
+    assert answers["milvus personal"] == answers["faiss personal"]
 
 
 def test_a_version_not_migrated_is_refused(built: Built, base: Settings) -> None:

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch.publish import write_index
+from bench.common import publish_random_space
 from encore.cli import app
 from models.io.artifacts import ArtifactStore, save_array, save_json
 from models.io.vectors import milvus_client, open_store
@@ -62,20 +63,23 @@ def report_of(output: str) -> Any:
 
 def test_migrate_then_sync_agrees_and_catches_a_missing_row(env: Path) -> None:
     version = publish(env / "artifacts")
+    als = publish_random_space(env / "artifacts", 800, users=40)  # the collab space
     result = CliRunner().invoke(app, ["vectors", "migrate", "--to", "milvus"])
     assert result.exit_code == 0, result.output
     assert '"rows": 1500' in result.output
+    assert '"rows": 800' in result.output
     assert "| space | version | to | rows | s |" in result.output
 
     result = CliRunner().invoke(app, ["vectors", "sync"])
     assert result.exit_code == 0, result.output
     report = report_of(result.output)
-    assert report["version"] == version
+    assert report["versions"] == {"content": version, "als": als}
     assert report["ok"]
     checks = {(c["space"], c["backend"]): c for c in report["checks"]}
-    assert set(checks) == {(s, b) for s in ("text", "audio") for b in ("faiss", "milvus")}
-    for c in checks.values():
-        assert c["count"] == 1500
+    spaces = ("text", "audio", "collab")
+    assert set(checks) == {(s, b) for s in spaces for b in ("faiss", "milvus")}
+    for (space, _backend), c in checks.items():
+        assert c["count"] == (800 if space == "collab" else 1500)
         assert c["checksum_ok"]
         assert c["recall_at_10"] >= 0.95
 

@@ -59,3 +59,25 @@ def test_exact_search_and_recall() -> None:
 def test_collection_names_are_milvus_safe() -> None:
     assert collection_name("text", "20261130T225000123456Z") == "text_20261130T225000123456Z"
     assert collection_name("audio", "v-1.2") == "audio_v_1_2"
+
+
+def test_a_store_answers_the_query_index_as_its_faiss_index_does() -> None:
+    from models.index import build_index
+    from models.io.vectors_faiss import FaissStore
+    from models.queryindex import QueryIndex
+    from models.serving import StoreIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(600, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"t{i}" for i in range(len(vectors))]
+    store = FaissStore(16, "flat")
+    store.add(ids, vectors)
+    rows = {t: i for i, t in enumerate(ids)}
+    tiers = (np.arange(600),)
+    on_index = QueryIndex(build_index(vectors, "flat"), None, tiers, (), np.zeros((0, 1, 1)))
+    on_store = QueryIndex(StoreIndex(store, rows, len(ids)), None, tiers, (), np.zeros((0, 1, 1)))
+    for q in rng.normal(size=(20, 16)).astype(np.float32):
+        want = on_index.text_rows(q)
+        assert len(want) == len(ids)  # a pool of 1,000 asks for every row
+        assert list(on_store.text_rows(q)) == list(want)
