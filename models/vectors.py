@@ -74,6 +74,19 @@ def attr_columns(attrs: Attrs | None, n: int) -> dict[str, list[Any]]:
     return out
 
 
+def rows_to_add(
+    ids: list[str], vectors: np.ndarray, attrs: Attrs | None, dim: int
+) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """What ``add`` stores, checked the same way by both backends: unit rows of ``dim``
+    values, one per id (no id twice), and the typed attribute columns."""
+    x = unit_rows(vectors)
+    if x.shape != (len(ids), dim):
+        raise ValueError(f"{x.shape} vectors for {len(ids)} ids of dimension {dim}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate ids in one add")
+    return x, attr_columns(attrs, len(ids))
+
+
 def check_where(where: Where | None) -> dict[str, list[Any]]:
     """Filters as ``{field: allowed values}`` typed like the field; unknown fields refused
     (they are spliced into a Milvus expression)."""

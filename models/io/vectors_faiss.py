@@ -22,7 +22,17 @@ import faiss
 import numpy as np
 
 from models.index import IndexKind, build_index
-from models.vectors import ATTRS, Attrs, Checksum, Hits, Where, attr_columns, matches, unit_rows
+from models.vectors import (
+    ATTRS,
+    Attrs,
+    Checksum,
+    Hits,
+    Where,
+    attr_columns,
+    matches,
+    rows_to_add,
+    unit_rows,
+)
 
 EXACT_MAX = 20_000
 """At most this many rows passing a filter: search them exactly instead of the index."""
@@ -44,12 +54,7 @@ class FaissStore:
     def add(self, ids: list[str], vectors: np.ndarray, attrs: Attrs | None = None) -> None:
         """Append rows (the first batch decides the index structure, as ``build_index``
         does by size); an id already present is replaced."""
-        x = unit_rows(vectors)
-        if x.shape != (len(ids), self.dim):
-            raise ValueError(f"{x.shape} vectors for {len(ids)} ids of dimension {self.dim}")
-        if len(set(ids)) != len(ids):
-            raise ValueError("duplicate ids in one add")
-        columns = attr_columns(attrs, len(ids))
+        x, columns = rows_to_add(ids, vectors, attrs, self.dim)
         self.delete([i for i in ids if i in self.slot])
         slots = np.arange(len(self.ids), len(self.ids) + len(ids), dtype=np.int64)
         if self.index is None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.vectors import ATTRS, Attrs, Checksum, Hits, Where, attr_columns, check_where, unit_rows
+from models.vectors import ATTRS, Attrs, Checksum, Hits, Where, check_where, rows_to_add, unit_rows
 
 try:
     from pymilvus import DataType, MilvusClient
@@ -91,12 +91,7 @@ class MilvusStore:
         )
 
     def add(self, ids: list[str], vectors: np.ndarray, attrs: Attrs | None = None) -> None:
-        x = unit_rows(vectors)
-        if x.shape != (len(ids), self.dim):
-            raise ValueError(f"{x.shape} vectors for {len(ids)} ids of dimension {self.dim}")
-        if len(set(ids)) != len(ids):
-            raise ValueError("duplicate ids in one add")
-        columns = attr_columns(attrs, len(ids))
+        x, columns = rows_to_add(ids, vectors, attrs, self.dim)
         for start in range(0, len(ids), BATCH):
             end = min(len(ids), start + BATCH)
             rows = [
