@@ -17,6 +17,7 @@ built from them) stay private to each process.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -331,6 +332,12 @@ class BundleWatcher:
         # one reference swap per kind
         self.holder.bundle = replace(bundle, failures=failures, **{FIELD.get(kind, kind): part})
         metrics.ARTIFACT_VERSION.labels(kind, version).set(1)
+        # What a version loads (a catalog of 100,000 tracks is some 300,000 Python
+        # objects) lives until the next version: out of the cycle collector's way, each
+        # full collection would walk it and hold the event loop for 100-150 ms. Frozen
+        # objects are still freed by reference counting when a newer version replaces
+        # them.
+        gc.freeze()
 
     def _refused(self, kind: str, failure: Failure) -> None:
         if failure.attempts == 1:
