@@ -64,11 +64,6 @@ class Reader:
             [raw] = await self.store.read([ops.get(keys.user(user_id))])
         return keys, decode_user(raw)
 
-    async def user(self, keys: Keys, user_id: str) -> UserState:
-        """A user's state (a new user is an empty state)."""
-        [raw] = await self.store.read([ops.get(keys.user(user_id))])
-        return decode_user(raw)
-
     async def _shared_read(self, name: str, keys: Keys, read: Any) -> Any:
         """A value the same for every user: served from memory, re-read in the background
         once older than ``shared_max_age_s`` (only the first request waits for Redis)."""
