@@ -45,7 +45,7 @@ def kind_of(space: str) -> str:
     return "als" if space == COLLAB else "content"
 
 
-def content_rows(art: Artifact, space: str) -> tuple[list[str], np.ndarray, dict[str, list[Any]]]:
+def space_rows(art: Artifact, space: str) -> tuple[list[str], np.ndarray, dict[str, list[Any]]]:
     """Ids, unit vectors and scalar columns of one space of a content artifact (or, for
     ``collab``, of an ALS artifact)."""
     if space == COLLAB:
@@ -139,7 +139,7 @@ def open_store(
     saved = faiss_dir(settings) / name
     if (saved / "ids.json").is_file():
         return FaissStore.load(saved)
-    ids, vectors, attrs = content_rows(art, space)
+    ids, vectors, attrs = space_rows(art, space)
     if space != COLLAB and f"{space}.faiss" in art.manifest["files"]:
         index = faiss.read_index(str(art.file(f"{space}.faiss")))
         return FaissStore.of_index(index, ids, vectors, attrs)
@@ -158,7 +158,7 @@ def migrate(
     report = []
     for art, s in [(a, s) for a in published(settings, space) for s in spaces_of(a, space)]:
         t0 = time.perf_counter()
-        ids, vectors, attrs = content_rows(art, s)
+        ids, vectors, attrs = space_rows(art, s)
         name = collection_name(s, art.version)
         if to == "faiss":
             store = FaissStore(vectors.shape[1])
@@ -189,7 +189,7 @@ def sync(
     client = client or milvus_client(settings)
     rows, ok = [], True
     for art, s in [(a, s) for a in arts for s in spaces_of(a, space)]:
-        ids, vectors, _ = content_rows(art, s)
+        ids, vectors, _ = space_rows(art, s)
         want = checksum(ids, vectors)
         pick = np.random.default_rng(seed).choice(
             len(ids), min(settings.vectors.sync_sample, len(ids)), replace=False
