@@ -197,9 +197,9 @@ async def enrich(
     catalog: dict[str, CatalogTrack],
     degraded: list[str],
 ) -> None:
-    """Read the catalog rows of the candidates no artifact describes, then join every
-    candidate's facts (link status "unknown": :func:`rank_alive` reads it for the tracks
-    a list picks)."""
+    """Read the catalog rows of the candidates no artifact describes and join their facts
+    (link status stays "unknown": :func:`rank_alive` reads it for the tracks a list
+    picks)."""
     unknown = [t for t in pool.needs_catalog() if t not in catalog]
     await read_catalog(engine, keys, unknown, catalog, degraded)
     pool.join(catalog)
@@ -281,8 +281,7 @@ async def personal(
         metrics.CANDIDATES.labels(source).inc(count)
     timer.lap("candidates")
 
-    unknown = [t for t in pool.needs_catalog() if t not in catalog]
-    await read_catalog(engine, keys, unknown, catalog, degraded)
+    await enrich(engine, bundle, keys, pool, catalog, degraded)
     prepared = ranking.prepare(bundle, req, pool, catalog)
     timer.lap("enrich")
 

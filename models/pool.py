@@ -136,10 +136,12 @@ def make_items(
     known: int | None = None,
     vectors: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     of: Mapping[str, np.ndarray] | None = None,
+    row: dict[str, int] | None = None,
 ) -> Items:
     """Items over ``ids`` with their facts; ``vectors`` lists, per diversity space in
     order of preference, (item rows that have a vector there, the matching unit
-    vectors): a row takes the first space that has it."""
+    vectors): a row takes the first space that has it. ``row``: the id -> row map of
+    ``ids`` when the caller has built it already."""
     n = len(ids)
     space = np.full(n, -1, np.int8)
     vrow = np.zeros(n, np.int64)
@@ -155,7 +157,7 @@ def make_items(
     genre_lower = np.array([*lowered, NO_CODE], np.int32)
     return Items(
         ids=list(ids),
-        row={t: i for i, t in enumerate(ids)},
+        row=row if row is not None else {t: i for i, t in enumerate(ids)},
         facts=facts,
         genre_lower=genre_lower,
         lower=lower,
@@ -196,8 +198,9 @@ class Extension:
 class Pool:
     """One request's candidates as columns (see the module docstring).
 
-    The fact columns (``artist``, ``genre``, ``year``, ``music``, ``link``) are set by
-    :meth:`join`; artist codes are those of :attr:`artists`, genre codes those of
+    The fact columns (``artist``, ``genre``, ``year``, ``music``, ``link``) come from the
+    item columns when the pool is built, and for tracks only the catalog topic
+    describes from :meth:`join`; artist codes are those of :attr:`artists`, genre codes those of
     :attr:`genres` (lower-case names)."""
 
     items: Items
@@ -250,10 +253,9 @@ class Pool:
         """Candidates whose metadata no artifact holds (their catalog rows are read)."""
         return self.track_ids(np.flatnonzero(self.rows >= self.items.known))
 
-    def join(self, catalog: Mapping[str, Any]) -> None:
-        """Facts of every candidate: the item columns, and for tracks without artifact
-        metadata the catalog topic's row where there is one (``catalog``: track id ->
-        an object with a ``meta`` mapping). Every link status starts "unknown"."""
+    def _item_facts(self) -> None:
+        """Every candidate's facts from the item columns (tracks no artifact knows: none
+        yet); every link status "unknown"."""
         items, n, rows = self.items, len(self.items), self.rows
         f = items.facts
         inside = rows < n
@@ -270,12 +272,13 @@ class Pool:
             self.music = np.ones(len(rows), bool)
         self.genre = self.genre.astype(np.int32)
         self.link = np.zeros(len(rows), np.int8)
-        self.artists, self.genres, self.genre_names = (
-            Extension(f.artists),
-            Extension(items.lower),
-            {},
-        )
-        for i in np.flatnonzero(rows >= items.known).tolist() if catalog else ():
+        self.artists, self.genres = Extension(f.artists), Extension(items.lower)
+
+    def join(self, catalog: Mapping[str, Any]) -> None:
+        """Facts of the candidates without artifact metadata, from the catalog topic's row
+        where there is one (``catalog``: track id -> an object with a ``meta`` mapping);
+        the other candidates' facts come from the item columns when the pool is built."""
+        for i in np.flatnonzero(self.rows >= self.items.known).tolist() if catalog else ():
             row = catalog.get(self.track_id(i))
             if row is None:
                 continue  # what the collaborative models know (an artist at most) stays
@@ -394,5 +397,5 @@ class PoolBuilder:
             seeds=seeds,
             seed=seed,
         )
-        pool.join({})
+        pool._item_facts()
         return pool

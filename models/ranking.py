@@ -10,13 +10,16 @@ differs (Redis and published artifacts, or a split of a dataset).
    precomputed list when it knows the user, else ALS, else LightGCN), the
    real-time taste vector, popular, content neighbours of recent plays,
    trending and fresh tracks.
+   The pool carries every candidate's facts from the item columns (artist,
+   genre, year, whether it is music, diversity vector).
 2. The caller reads the catalog rows of the candidates no artifact describes
-   (:meth:`models.pool.Pool.needs_catalog`: new tracks).
-3. :func:`prepare` joins the pool's facts (artist, genre, year, whether it is
-   music, diversity vector) and the user's history (recent plays, dislikes,
-   blocked and skipped artists); :func:`rank` scores it with one arm's blend
-   weights and picks the list (filters, MMR, artist spacing, reasons); link
-   status is read for the picked tracks only (``api.recommend.rank_alive``).
+   (:meth:`models.pool.Pool.needs_catalog`: new tracks) and joins them
+   (:meth:`models.pool.Pool.join`).
+3. :func:`prepare` derives what the user's history forbids or penalises
+   (recent plays, dislikes, blocked and skipped artists); :func:`rank` scores
+   the pool with one arm's blend weights and picks the list (filters, MMR,
+   artist spacing, reasons); link status is read for the picked tracks only
+   (``api.recommend.rank_alive``).
 """
 
 from __future__ import annotations
@@ -269,14 +272,13 @@ def prepare(
     pool: Pool,
     catalog: Mapping[str, CatalogTrack],
 ) -> Prepared:
-    """Join the pool's facts (:meth:`Pool.join`) and derive what the history forbids
-    or penalises.
+    """Derive what the history forbids or penalises (the pool's facts are joined:
+    :meth:`Pool.join` for tracks only the catalog topic describes).
 
     Every track still in the kept history (``history_len`` events) counts as
     heard and is not recommended again; dislikes, blocked artists and recently
     skipped artists come from the same state.
     """
-    pool.join(catalog)
     state = req.state
     heard = [h[0] for h in state.hist]
     artist_of = artists_of(bundle, catalog, list(dict.fromkeys([*state.neg_artist_of, *heard])))

@@ -414,7 +414,8 @@ def items_of(bundle: Bundle) -> Items:
         vectors.append((of["collab"], bundle.collab.items))
     if content is not None:
         vectors.append((np.arange(len(content.ids)), content.text))
-    items = make_items(ids, facts, known=len(content.ids) if content else 0, vectors=vectors, of=of)
+    known = len(content.ids) if content else 0
+    items = make_items(ids, facts, known=known, vectors=vectors, of=of, row=row)
     if len(_ITEMS) >= 2:
         _ITEMS.pop(next(iter(_ITEMS)))
     _ITEMS[key] = (tuple(None if m is None else weakref.ref(m) for m in models), items)
