@@ -76,35 +76,49 @@ def plan_interactions(
     result does not depend on how events were batched. Counts that are summed
     (trending, bandit rewards) are integers, so their sums do not either.
     """
+    by_user: dict[str, list[Any]] = {}
+    for e in events:
+        seq = by_user.get(e.user_id)
+        if seq is None:
+            by_user[e.user_id] = [e]
+        else:
+            seq.append(e)
     trending: Counter[tuple[int, str]] = Counter()
     rewards: dict[str, list[int]] = {}
     touched: dict[str, UserState] = {}
-    steps: dict[str, list[tuple[np.ndarray, float, int]]] = {}
+    folded: list[UserState] = []
+    steps: list[list[tuple[np.ndarray, float, int]]] = []
     bucket_ms = trend.bucket_s * 1000
-    for e in events:
-        state = touched.get(e.user_id)
+    for user, seq in by_user.items():  # each user's events in their order
+        state = users.get(user)
         if state is None:
-            state = touched[e.user_id] = users.setdefault(e.user_id, UserState())
-            if model and state.model != model:
-                state.vec, state.vec_t, state.model = None, 0, model
-        t = e.occurred_ms
-        w = event_weight(e, fold)
-        item = items.get(e.track_id)
-        if item is not None and item.vector is not None and model:
-            steps.setdefault(e.user_id, []).append((item.vector, w, t))
-        apply_bookkeeping(state, e, t, w, fold)
-        if e.type == "play":
-            trending[(t // bucket_ms * trend.bucket_s, e.track_id)] += 1
-        if e.context is not None:
-            r = reward(e.type, getattr(e, "completion_ratio", None), fold.full_play)
-            if r is not None:
-                ab = rewards.setdefault(e.context.arm, [0, 0])
-                micro = round(r * REWARD_SCALE)
-                ab[0] += micro
-                ab[1] += REWARD_SCALE - micro
+            state = users[user] = UserState()
+        touched[user] = state
+        if model and state.model != model:
+            state.vec, state.vec_t, state.model = None, 0, model
+        mine: list[tuple[np.ndarray, float, int]] = []
+        for e in seq:
+            t = e.occurred_ms
+            w = event_weight(e, fold)
+            if model:
+                item = items.get(e.track_id)
+                if item is not None and item.vector is not None:
+                    mine.append((item.vector, w, t))
+            apply_bookkeeping(state, e, t, w, fold)
+            if e.type == "play":
+                trending[(t // bucket_ms * trend.bucket_s, e.track_id)] += 1
+            if e.context is not None:
+                r = reward(e.type, getattr(e, "completion_ratio", None), fold.full_play)
+                if r is not None:
+                    ab = rewards.setdefault(e.context.arm, [0, 0])
+                    micro = round(r * REWARD_SCALE)
+                    ab[0] += micro
+                    ab[1] += REWARD_SCALE - micro
+        if mine:
+            folded.append(state)
+            steps.append(mine)
     if steps:
-        order = list(steps)
-        fold_batch([touched[u] for u in order], [steps[u] for u in order], fold.half_life_s)
+        fold_batch(folded, steps, fold.half_life_s)
     writes = [ops.set_(keys.user(u), encode_user(s)) for u, s in touched.items()]
     buckets: dict[int, list[tuple[str, int]]] = {}
     for (bucket, track), n in sorted(trending.items()):

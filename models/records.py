@@ -49,8 +49,8 @@ state stay byte-equal.
 
 from __future__ import annotations
 
+import math
 import re
-import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -60,13 +60,12 @@ import numpy as np
 import orjson
 
 from models.events import LinkStatus
+from models.history import TYPES, History
 from models.linkhealth import LinkHealth
 from models.serving import CatalogTrack
 from models.state import UserState
 
 VERSION = 2
-TYPES = ("play", "skip", "like", "unlike", "dislike")
-_TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
 _PALETTE_MAX = 32  # 5 bits of the code byte
 _SCALE = 10_000  # history weights are rounded to 4 decimals
 _SESSION_KEYS = ("start", "last", "plays", "skips", "streak")
@@ -202,62 +201,57 @@ def _read_tracks(r: _Reader, m: int) -> list[str]:
     return tracks
 
 
-def _history(out: bytearray, hist: list[list[Any]], last_ms: int) -> None:
+def _history(out: bytearray, hist: History, last_ms: int) -> None:
+    """The history columns in a fixed number of array operations (see the layout)."""
     m = len(hist)
     _uv(out, m)
     if not m:
         return
-    tracks: list[str] = []
-    times: list[int] = []
-    palette: dict[float, int] = {}
-    scaled: list[int] = []
-    coded: dict[tuple[str, float], int] = {}
-    codes = bytearray()
-    exact = True
-    zeros = set()
-    for track, t, kind, w in hist:
-        tracks.append(track)
-        times.append(t)
-        if not w:
-            zeros.add(w.hex())  # 0.0 and -0.0 share a dict key: both kept only without one
-        c = coded.get((kind, w))
-        if c is None:
-            if kind not in _TYPE_CODE:
-                raise RecordError(f"unknown event type {kind!r} in the history")
-            i = palette.get(w)
-            if i is None:
-                i = palette[w] = len(palette)
-                k = round(w * _SCALE)
-                scaled.append(k)
-                exact = exact and (k / _SCALE).hex() == w.hex()
-            c = coded[(kind, w)] = _TYPE_CODE[kind] << 5 | (i & 31)
-        codes.append(c)
-    _tracks(out, tracks)
-    gaps = [last_ms - times[-1], *(times[i] - times[i - 1] for i in range(m - 1, 0, -1))]
-    width = 0 if min(gaps) < 0 else max(1, (max(gaps).bit_length() + 7) // 8)
+    _tracks(out, hist.tracks)
+    times, kinds, weights = hist.columns()
+    gaps = np.empty(m, dtype=np.int64)
+    gaps[0] = last_ms - times[-1]
+    gaps[1:] = np.diff(times)[::-1]
+    low, high = int(gaps.min()), int(gaps.max())
+    width = 0 if low < 0 else max(1, (high.bit_length() + 7) // 8)
     out.append(width)
-    if width == 8:
-        out += struct.pack(f"<{m}Q", *gaps)
-    elif width:
-        packed = np.frombuffer(struct.pack(f"<{m}Q", *gaps), dtype=np.uint8)
-        out += packed.reshape(m, 8)[:, :width].tobytes()
+    if width:
+        out += gaps.astype("<u8").view(np.uint8).reshape(m, 8)[:, :width].tobytes()
     else:
-        out += struct.pack(f"<{m}q", *times)
-    if exact and len(palette) <= _PALETTE_MAX and len(zeros) < 2:
-        out.append(len(palette))
+        out += times.astype("<i8").tobytes()
+    palette = _palette(hist.weights)
+    if palette is not None:
+        scaled, index = palette
+        out.append(len(scaled))
         for k in scaled:
             _zz(out, k)
-        out += codes
+        places = np.frombuffer(bytes(map(index.__getitem__, hist.weights)), dtype=np.uint8)
+        out += ((kinds << 5) | places).tobytes()
     else:
         out.append(0)
-        out += bytes(c >> 5 for c in codes)
-        out += struct.pack(f"<{m}d", *(float(h[3]) for h in hist))
+        out += kinds.tobytes()
+        out += weights.astype("<f8").tobytes()
 
 
-def _read_history(r: _Reader, last_ms: int) -> list[list[Any]]:
+def _palette(weights: Sequence[float]) -> tuple[list[int], dict[float, int]] | None:
+    """The distinct weights in order of first appearance as ``round(w * 10,000)`` and each
+    weight's place among them, or None when there are more than the palette holds or one
+    does not read back exactly (off the 4-decimal grid, or -0.0, which reads back as 0.0)."""
+    distinct = list(dict.fromkeys(weights))  # 0.0 and -0.0 are one key: checked below
+    if len(distinct) > _PALETTE_MAX:
+        return None
+    scaled = [round(w * _SCALE) if -1e9 < w < 1e9 else 0 for w in distinct]
+    if any(k / _SCALE != w for k, w in zip(scaled, distinct, strict=True)):
+        return None
+    if 0.0 in distinct and any(math.copysign(1.0, w) < 0 for w in weights if not w):
+        return None
+    return scaled, {w: i for i, w in enumerate(distinct)}
+
+
+def _read_history(r: _Reader, last_ms: int) -> History:
     m = r.uv()
     if not m:
-        return []
+        return History()
     tracks = _read_tracks(r, m)
     width = r.byte()
     if width > 8:
@@ -267,25 +261,23 @@ def _read_history(r: _Reader, last_ms: int) -> list[list[Any]]:
         wide = np.zeros((m, 8), dtype=np.uint8)
         wide[:, :width] = raw
         gaps = wide.view("<u8").ravel().astype(np.int64)
-        times = (last_ms - np.cumsum(gaps))[::-1].tolist()
+        times = (last_ms - np.cumsum(gaps))[::-1]
     else:
-        times = np.frombuffer(r.take(m * 8), dtype="<i8").tolist()
+        times = np.frombuffer(r.take(m * 8), dtype="<i8")
     p = r.byte()
     if p:
-        palette = [r.zz() / _SCALE for _ in range(p)]
-        codes = r.take(m)
-        try:
-            kinds = [TYPES[c >> 5] for c in codes]
-            weights = [palette[c & 31] for c in codes]
-        except IndexError:
-            raise RecordError("history code out of range") from None
+        palette = np.array([r.zz() for _ in range(p)], dtype=np.float64) / _SCALE
+        codes = np.frombuffer(r.take(m), dtype=np.uint8)
+        kinds, index = codes >> 5, codes & 31
+        if int(kinds.max()) >= len(TYPES) or int(index.max()) >= p:
+            raise RecordError("history code out of range")
+        weights = palette[index]
     else:
-        try:
-            kinds = [TYPES[c] for c in r.take(m)]
-        except IndexError:
-            raise RecordError("history type out of range") from None
-        weights = np.frombuffer(r.take(m * 8), dtype="<f8").tolist()
-    return [[tr, t, k, w] for tr, t, k, w in zip(tracks, times, kinds, weights, strict=True)]
+        kinds = np.frombuffer(r.take(m), dtype=np.uint8)
+        if int(kinds.max()) >= len(TYPES):
+            raise RecordError("history type out of range")
+        weights = np.frombuffer(r.take(m * 8), dtype="<f8")
+    return History.from_arrays(tracks, times, kinds, weights)
 
 
 def _times(out: bytearray, d: dict[str, int], last_ms: int) -> None:

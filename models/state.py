@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from models.history import TYPE_CODE, History
+
 NEG_LIMIT = 500
 LIKED_LIMIT = 500
 
@@ -72,13 +74,17 @@ class UserState:
     vec: np.ndarray | None = None
     vec_t: int = 0
     model: str = ""
-    hist: list[list[Any]] = field(default_factory=list)  # [track, ms, type, weight]
+    hist: History = field(default_factory=History)
     session: dict[str, int] = field(default_factory=dict)
     neg_tracks: dict[str, int] = field(default_factory=dict)
     neg_artist_of: dict[str, int] = field(default_factory=dict)  # block the artist of these
     liked: dict[str, int] = field(default_factory=dict)
     n: int = 0
     last_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hist, History):  # entries given as (track, ms, type, weight)
+            self.hist = History.of(self.hist)
 
 
 def event_weight(event: Any, cfg: FoldConfig) -> float:
@@ -150,17 +156,7 @@ def apply_interaction(
 
 def apply_bookkeeping(state: UserState, event: Any, t: int, w: float, cfg: FoldConfig) -> None:
     """Everything but the vector: history, session, likes and dislikes, counters."""
-    entry = [event.track_id, t, event.type, round(w, 4)]
-    hist = state.hist
-    if not hist or (hist[-1][1], hist[-1][0]) <= (t, event.track_id):
-        hist.append(entry)  # the common case: events arrive in time order
-    else:
-        pos = len(hist)
-        while pos > 0 and (hist[pos - 1][1], hist[pos - 1][0]) > (t, event.track_id):
-            pos -= 1
-        hist.insert(pos, entry)
-    if len(hist) > cfg.history_len:
-        del hist[: len(hist) - cfg.history_len]
+    state.hist.add(event.track_id, t, TYPE_CODE[event.type], round(w, 4), cfg.history_len)
     _session(state, event, t, cfg)
     _feedback(state, event, t)
     state.n += 1

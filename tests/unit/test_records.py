@@ -146,9 +146,14 @@ def test_bytes_that_are_not_a_state_are_refused(raw: bytes, message: str) -> Non
 
 
 def test_an_unknown_event_type_cannot_be_stored() -> None:
-    state = UserState(hist=[["t", 5, "wave", 1.0]], n=1, last_ms=5)
-    with pytest.raises(RecordError, match="wave"):
-        encode_user(state)
+    with pytest.raises(ValueError, match="wave"):
+        UserState(hist=[["t", 5, "wave", 1.0]], n=1, last_ms=5)
+    state = UserState(hist=[["t", 5, "play", 1.0]], n=1, last_ms=5)
+    raw = bytearray(encode_user(state))
+    assert raw[-4:] == bytes([0, 0, 0, 0])  # the history's one code, then three empty maps
+    raw[-4] = 7 << 5  # type 7
+    with pytest.raises(RecordError, match="history code out of range"):
+        decode_user(bytes(raw))
 
 
 def test_a_catalog_track_round_trips_through_its_hash_fields() -> None:

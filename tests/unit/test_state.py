@@ -10,6 +10,7 @@ import pytest
 
 from models.bandit import ARMS, Posterior, posteriors, reward, thompson
 from models.events import Dislike, Like, LinkCheck, LinkStatus, Play, PlaybackFailure, Skip
+from models.history import TYPE_CODE, History
 from models.linkhealth import LinkHealth, next_link_health
 from models.records import decode_link, encode_link
 from models.state import (
@@ -276,3 +277,24 @@ def test_batched_fold_is_bit_identical_to_event_by_event() -> None:
             assert batched[user].vec is not None
             assert state.vec.tobytes() == batched[user].vec.tobytes()
             assert state.vec_t == batched[user].vec_t
+
+
+def test_history_keeps_time_order_and_the_newest_entries() -> None:
+    h = History()
+    for track, t in [("b", 20), ("a", 30), ("c", 10), ("a", 20), ("d", 40)]:
+        h.add(track, t, TYPE_CODE["play"], 1.0, limit=4)
+    assert [(track, t) for track, t, _k, _w in h] == [("a", 20), ("b", 20), ("a", 30), ("d", 40)]
+    assert h[0] == ("a", 20, "play", 1.0)
+    assert [e[0] for e in reversed(h)] == ["d", "a", "b", "a"]
+    assert len(h) == 4
+    times, kinds, weights = h.columns()
+    assert times.tolist() == [20, 20, 30, 40]
+    assert kinds.tolist() == [0, 0, 0, 0]
+    assert weights.tolist() == [1.0] * 4
+
+
+def test_histories_differ_by_the_sign_of_a_zero_weight() -> None:
+    assert History.of([["a", 1, "play", 0.0]]) == History.of([("a", 1, "play", 0.0)])
+    assert History.of([["a", 1, "play", 0.0]]) != History.of([["a", 1, "play", -0.0]])
+    with pytest.raises(ValueError, match="different lengths"):
+        History.from_arrays(["a"], np.array([1, 2]), np.array([0]), np.array([1.0]))
