@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from dataclasses import replace
@@ -91,6 +92,7 @@ def _fallback_space(content: Content) -> QuerySpace:
             space = replace(space, index=index)
         _FALLBACK.clear()
         _FALLBACK[content.version] = space
+        gc.freeze()  # built once per content version, like what the loader freezes
     return space
 
 

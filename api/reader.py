@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 from models import ops
@@ -14,8 +13,12 @@ from models.keys import Keys, generation_key, lag_key
 from models.records import TRACK_FIELDS, decode_lag, decode_link_status, decode_track, decode_user
 from models.serving import CatalogTrack as CatalogTrack  # re-exported for the routes
 from models.state import UserState
+from models.trending import TrendingWindow, window
 
 log = logging.getLogger(__name__)
+
+READ_CHUNK = 64
+"""Buckets re-read per round trip when many changed (on start: every bucket once)."""
 
 
 class Reader:
@@ -41,6 +44,7 @@ class Reader:
         self._generation = 0  # the last generation seen (the guess of user_state)
         self._shared: dict[str, tuple[float, int, Any]] = {}
         self._refreshing: dict[str, asyncio.Task[Any]] = {}
+        self._trending: dict[tuple[int, int], TrendingWindow] = {}
 
     async def keys(self) -> Keys:
         """Key layout of the active generation."""
@@ -90,21 +94,38 @@ class Reader:
         return value
 
     async def trending(self, keys: Keys, now_s: float, top: int = 100) -> dict[str, float]:
-        """Plays per track over the trending window, summed over partitions and buckets."""
+        """Plays per track over the trending window, summed over partitions and buckets
+        (the top ``top`` of each bucket; only buckets whose play count changed are re-read,
+        see :mod:`models.trending`)."""
 
         async def read() -> list[tuple[str, float]]:
-            last = int(now_s) // self.bucket_s * self.bucket_s
-            buckets = range(last - self.window_s + self.bucket_s, last + 1, self.bucket_s)
-            reads = [
-                ops.zrevrange(keys.trending(p, b), 0, top - 1)
-                for p in range(self.partitions)
-                for b in buckets
-            ]
-            counts: Counter[str] = Counter()
-            for rows in await self.store.read(reads):
-                for member, score in rows:
-                    counts[member.decode()] += score
-            return [(k, float(v)) for k, v in counts.most_common(top)]
+            held = self._trending.get((keys.generation, top))
+            if held is None:
+                self._trending = {}  # a new generation or size: start over
+                held = self._trending[(keys.generation, top)] = TrendingWindow()
+            buckets = window(now_s, self.bucket_s, self.window_s)
+            counts = await self.store.read(
+                [
+                    ops.mget(*(keys.trending_plays(p, b) for b in buckets))
+                    for p in range(self.partitions)
+                ]
+            )
+            plays = {
+                (p, b): None if n is None else int(n)
+                for p, row in enumerate(counts)
+                for b, n in zip(buckets, row, strict=True)
+            }
+            stale = held.stale(plays)
+            for i in range(0, len(stale), READ_CHUNK):  # the loop runs between chunks
+                chunk = stale[i : i + READ_CHUNK]
+                rows = await self.store.read(
+                    [ops.zrevrange(keys.trending(p, b), 0, top - 1) for p, b in chunk]
+                )
+                held.update(
+                    (pb, plays[pb], [(m.decode(), float(s)) for m, s in r])
+                    for pb, r in zip(chunk, rows, strict=True)
+                )
+            return held.top(top)
 
         return dict(await self._shared_read(f"trending:{top}", keys, read))
 

@@ -124,9 +124,11 @@ def plan_interactions(
     for (bucket, track), n in sorted(trending.items()):
         buckets.setdefault(bucket, []).append((track, n))
     for bucket, counts in buckets.items():
-        key = keys.trending(partition, bucket)
+        key, plays = keys.trending(partition, bucket), keys.trending_plays(partition, bucket)
+        until = (bucket + trend.bucket_s + trend.window_s) * 1000
         writes += [ops.zincrby(key, track, n) for track, n in counts]
-        writes.append(ops.pexpireat(key, (bucket + trend.bucket_s + trend.window_s) * 1000))
+        writes += [ops.pexpireat(key, until), ops.incrby(plays, sum(n for _t, n in counts))]
+        writes.append(ops.pexpireat(plays, until))
     bandit = keys.bandit(partition)
     for arm, (a, b) in sorted(rewards.items()):
         writes += [ops.hincrby(bandit, f"{arm}:a", a), ops.hincrby(bandit, f"{arm}:b", b)]

@@ -66,6 +66,11 @@ class Keys:
         """Play counts of one interactions partition in one time bucket."""
         return f"{self.base}trend:{hash_tag(INTERACTIONS, partition)}:{bucket}"
 
+    def trending_plays(self, partition: int, bucket: int) -> str:
+        """How many plays :meth:`trending` of the same bucket has counted (a string
+        counter written with it, so readers re-read only the buckets that changed)."""
+        return f"{self.base}trendn:{hash_tag(INTERACTIONS, partition)}:{bucket}"
+
     def bandit(self, partition: int) -> str:
         """Bandit reward sums of one interactions partition."""
         return f"{self.base}bandit:{hash_tag(INTERACTIONS, partition)}"

@@ -17,9 +17,11 @@ Arg = str | bytes | int | float
 
 WRITE_COMMANDS: Final = frozenset(
     {"SET", "HSET", "DEL", "ZADD", "ZINCRBY", "ZREMRANGEBYRANK", "HINCRBY", "HINCRBYFLOAT"}
-    | {"PEXPIREAT"}
+    | {"INCRBY", "PEXPIREAT"}
 )
-READ_COMMANDS: Final = frozenset({"GET", "HGETALL", "HMGET", "ZMSCORE", "ZREVRANGE", "ZCARD"})
+READ_COMMANDS: Final = frozenset(
+    {"GET", "MGET", "HGETALL", "HMGET", "ZMSCORE", "ZREVRANGE", "ZCARD"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ def hincrby(key: str, field: str, amount: int) -> Write:
     return Write("HINCRBY", key, (field, amount))
 
 
+def incrby(key: str, amount: int) -> Write:
+    """Add an integer to a string counter."""
+    return Write("INCRBY", key, (amount,))
+
+
 def hincrbyfloat(key: str, field: str, amount: float) -> Write:
     """Add a float to a hash field."""
     return Write("HINCRBYFLOAT", key, (field, amount))
@@ -102,6 +109,11 @@ def pexpireat(key: str, at_ms: int) -> Write:
 def get(key: str) -> Read:
     """Read a string."""
     return Read("GET", key)
+
+
+def mget(key: str, *more: str) -> Read:
+    """Read several strings (``None`` for absent ones); all keys must share a hash tag."""
+    return Read("MGET", key, more)
 
 
 def hgetall(key: str) -> Read:

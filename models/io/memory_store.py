@@ -64,6 +64,8 @@ class MemoryStore:
         value = self._live(r.key)
         if r.cmd == "GET":
             return value
+        if r.cmd == "MGET":
+            return [value, *(self._live(str(k)) for k in r.args)]
         if r.cmd == "HGETALL":
             return dict(value or {})
         if r.cmd == "HMGET":
@@ -117,6 +119,9 @@ class MemoryStore:
             start, stop = (start + n if start < 0 else start), (stop + n if stop < 0 else stop)
             for member, _ in ranked[max(start, 0) : stop + 1]:
                 del z[member]
+        elif w.cmd == "INCRBY":
+            old = self._live(w.key)
+            self.data[w.key] = str(int(old or b"0") + int(a[0])).encode()
         elif w.cmd == "HINCRBY":
             h = self._hash(w.key)
             h[_b(a[0])] = str(int(h.get(_b(a[0]), b"0")) + int(a[1])).encode()

@@ -114,6 +114,16 @@ async def test_large_writes_are_applied_whole(store: StateStore) -> None:
     assert low == [None, None, 500.0]
 
 
+async def test_counters_add_keep_their_expiry_and_read_together(store: StateStore) -> None:
+    plays = ["enc:g0:trendn:{i1}:7", "enc:g0:trendn:{i1}:8", "enc:g0:trendn:{i1}:9"]
+    far = 4_102_444_800_000
+    await store.commit(OFF, -1, 1, [ops.incrby(plays[0], 2), ops.pexpireat(plays[0], far)])
+    await store.commit(OFF, 1, 2, [ops.incrby(plays[0], 3), ops.incrby(plays[2], 1)])
+    await store.commit(OFF, 2, 3, [ops.incrby(plays[2], 1), ops.pexpireat(plays[2], 1_000)])
+    [got] = await store.read([ops.mget(*plays)])
+    assert got == [b"5", None, None]  # the third expired: its time had passed
+
+
 async def test_missing_keys_read_as_empty(store: StateStore) -> None:
     got = await store.read(
         [
