@@ -49,7 +49,8 @@ def local_waves(
         if path is None:
             continue
         if path not in by_path:
-            by_path[path] = audio.window(audio.load(path, audio.SAMPLE_RATE, None), crop)
+            seconds = None if crop == "centre" else audio.MAX_SECONDS
+            by_path[path] = audio.window(audio.load(path, audio.SAMPLE_RATE, seconds), crop)
         out[i] = by_path[path]
     return out
 
