@@ -17,13 +17,17 @@ Files (the contract the API and the stream workers read):
 ``text_neighbour_scores.npy``  (ids, cosines): the API's "sounds like your recent
                                plays" candidates read them instead of searching
 ``mood.npy``                   valence, arousal in [-1, 1], n x 2
-``audio.npy`` + ``audio.faiss`` reduced audio features, n x 16 (imputed when the
+``audio.npy`` + ``audio.faiss`` reduced audio features, n x 16, or with
+                               ``ENCORE_AUDIO_VECTORS=learned`` the learned
+                               encoder's embeddings, n x its dim
+                               (:mod:`batch.learned_audio`; imputed when the
                                track has no audio; see ``items.json``)
 ``text_to_cf[_bias].npy``      ridge text -> item space of ``params.cf_version``
 ``text_to_mood[_bias].npy``    ridge text -> (valence, arousal)
 ``lexicon.json``               mood word -> [valence, arousal]
 ``lexicon_vectors.npy``        embedded lexicon centroids, rows in sorted word order
 ``audio_mean/std/components``  the audio reducer, to place new audio in ``audio.npy``
+                               (librosa vectors only)
 ``tags.json``, ``tag_vectors``, the descriptive space of mood queries: the tag
 ``item_tags_*.npy``,           vocabulary without generic tags, embedded, its
 ``tag_moods.npy``              valence/arousal, and the items x tags matrix
@@ -39,12 +43,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from batch import audio, audio_sources
+from batch import audio, audio_sources, learned_audio
 from batch.data import TrainData
+from batch.encoder import EncoderConfig
 from batch.healing import heal
 from batch.impute import fit_text_map, impute_rows
 from batch.mood import CueModel, TextMood, mood_target, track_moods
@@ -146,13 +151,18 @@ def train_content(
     roots: Sequence[Path] = (),
     remote: Remote | None = None,
     decoding: audio.Decoding | None = None,
+    vectors: Literal["librosa", "learned"] = "librosa",
+    encoder_config: EncoderConfig | None = None,
 ) -> str:
     """Build every content vector for ``data.catalog`` and publish the ``content`` artifact.
 
     Without ``audio_pass``, the catalog's audio is read here, local files only under
     ``roots`` (and the packaged clips), http(s) links fetched as ``remote`` says, decoded
     as ``decoding`` says (which should be what ``audio_pass`` was decoded with, too: the
-    mood calibration decodes any labelled clip the catalog lacks the same way)."""
+    mood calibration decodes any labelled clip the catalog lacks the same way).
+    ``vectors`` picks the audio vectors (``ENCORE_AUDIO_VECTORS``): the reduced librosa
+    features, or a learned encoder's embeddings (trained here on the catalog's local
+    audio and published as ``audio_encoder``, :mod:`batch.learned_audio`)."""
     ids = sorted(data.catalog)
     metas = [data.catalog[t] for t in ids]
     texts = [track_text(m) for m in metas]
@@ -186,6 +196,7 @@ def train_content(
     imputed = np.array([h is not None for h in how], dtype=bool)
     reducer: audio.Reducer | None = None
     audio_vectors = np.zeros((len(ids), audio.AUDIO_DIM), dtype=np.float32)
+    learned: dict[str, Any] | None = None
     cue_report: dict[str, Any] = {"n": 0.0, "note": "no track has audio"}
     cues: CueModel | None = None
     audio_mood = None
@@ -200,6 +211,17 @@ def train_content(
         )
         audio_mood = cues.predict(raw)
     crop = (decoding or audio.Decoding()).crop
+    if vectors == "learned":
+        waves = learned_audio.local_waves(
+            ids, dict(with_audio), set(audio_pass.features), roots=roots, crop=crop
+        )
+        if len(waves) >= 2:
+            config = encoder_config or EncoderConfig()
+            audio_vectors, filled, learned = learned_audio.learned_vectors(
+                store, ids, waves, genres, text, config,
+                progress=step("encoder", config.steps), data=dict(data.info),
+            )  # fmt: skip
+            audio_vectors[~(has_audio | np.array([h is not None for h in filled]))] = 0.0
     weight = np.where(has_audio, 0.5, np.where(imputed, 0.25, 0.0))
     text_mood, reused_mood = _text_mood(cached_maps)
     tags = [it.get("tags") or [] for it in items]
@@ -235,12 +257,14 @@ def train_content(
         mood=text_mood.predict,
     )
     save_tag_space(path, tag_space)
-    if reducer is not None:
+    if reducer is not None and learned is None:
         save_array(path, "audio_mean", reducer.mean.astype(np.float32))
         save_array(path, "audio_std", reducer.std.astype(np.float32))
         save_array(path, "audio_components", reducer.components.astype(np.float32))
 
     metrics: dict[str, Any] = {"healing": report, "mood_calibration": cue_report}
+    if learned is not None:
+        metrics["audio_encoder"] = learned["audio_encoder"]
     cf = _cf_space(store, cf_version)
     if cf is not None:
         version, cf_ids, factors = cf
@@ -258,7 +282,9 @@ def train_content(
         "text_model": MODEL_NAME,
         "text_index": text_index,
         "audio_index": audio_index,
-        "audio_dim": audio.AUDIO_DIM,
+        "audio_dim": int(audio_vectors.shape[1]),
+        "audio_vectors": "learned" if learned is not None else "librosa",
+        "audio_encoder_version": None if learned is None else learned["audio_encoder_version"],
         "audio_explained_variance": None if reducer is None else reducer.explained,
         "cue_model": None if cues is None else cues.params(),
         "lexicon_key": _lexicon_key(),

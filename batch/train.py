@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from batch import audio, audio_sources, served
+from batch import audio, audio_sources, learned_audio, served
 from batch import tags as lfm_tags
 from batch.als import ALS
 from batch.cf import EASE, Blend, Recommender, TagKNN, tag_matrix
@@ -429,6 +429,8 @@ def train(
             roots=settings.audio.local_roots,
             remote=Remote.of(settings),
             decoding=decoding,
+            vectors=settings.audio.vectors,
+            encoder_config=learned_audio.config_of(settings.audio, settings.batch.seed),
         )
     if "fingerprint" in kinds:
         assert pass_ is not None

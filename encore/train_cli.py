@@ -1,4 +1,5 @@
-"""Batch commands: ``encore train``, ``encore eval``, ``encore recommend-batch``.
+"""Batch commands: ``encore train``, ``encore eval``, ``encore eval-audio``,
+``encore recommend-batch``.
 
 :func:`register` adds them to the ``encore`` app; ``app`` here holds the same
 commands for tests. Like the rest of the CLI, each command imports the heavy
@@ -13,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -193,6 +195,46 @@ def evaluate(
     typer.echo(str(md))
 
 
+@app.command("eval-audio")
+def evaluate_audio(
+    seeds: Annotated[int, typer.Option(min=1, max=10, help="Encoder seeds to average.")] = 3,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Encoder training steps (default ENCORE_AUDIO_*).")
+    ] = None,
+    held_out: Annotated[
+        bool, typer.Option(help="Also train on half the clips, measure on the other half.")
+    ] = True,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports") / "audio",
+) -> None:
+    """Compare the learned audio encoder with the librosa features on the packaged clips:
+    same-label precision and augmented-crop recovery; writes <out>/audio.{md,json} and
+    prints the JSON and the table."""
+    _one_thread()
+    from batch import audio_eval
+    from batch.learned_audio import config_of
+    from models.settings import load_settings
+
+    config = config_of(load_settings().audio)
+    if steps is not None:
+        config = replace(config, steps=steps)
+    command = f"encore eval-audio --seeds {seeds}" + (f" --steps {steps}" if steps else "")
+    command += "" if held_out else " --no-held-out"
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - started:7.1f}s] {message}", err=True)
+
+    try:
+        result = audio_eval.run(tuple(range(seeds)), config, held_out=held_out, log=log)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    md = audio_eval.write(result, out, command)
+    typer.echo(orjson.dumps(result["mean"], option=orjson.OPT_INDENT_2).decode())
+    typer.echo(audio_eval.table(result))
+    typer.echo(str(md))
+
+
 class RecKind(StrEnum):
     """Published collaborative kinds ``encore recommend-batch`` reads."""
 
@@ -272,4 +314,5 @@ def register(parent: typer.Typer) -> None:
     """Add the batch commands to the ``encore`` app."""
     parent.command("train")(train)
     parent.command("eval")(evaluate)
+    parent.command("eval-audio")(evaluate_audio)
     parent.command("recommend-batch")(recommend_batch)

@@ -364,6 +364,24 @@ class AudioSettings(BaseSettings):
         "describe: `start`, the first 30 s, or `centre`, the middle 30 s (of an http(s) link, "
         "the middle of its fetched beginning). Fingerprints always use the whole decoded audio.",
     )
+    vectors: Literal["librosa", "learned"] = Field(
+        default="librosa",
+        description="What the content artifact's audio vectors (`audio.npy`, the audio index) "
+        "are: `librosa`, the 69 librosa features standardised and reduced to 16 dimensions; or "
+        "`learned`, the embeddings of a small convolutional encoder trained self-supervised on "
+        "the catalog's own local audio at each content training and published as the "
+        "`audio_encoder` artifact (`batch/encoder.py`; `encore eval-audio` compares the two).",
+    )
+    encoder_dim: int = Field(
+        default=32, ge=4, le=512, description="Size of the learned audio encoder's embeddings."
+    )
+    encoder_steps: int = Field(
+        default=300,
+        ge=1,
+        le=100_000,
+        description="Training steps of the learned audio encoder (a batch of up to 32 tracks, "
+        "two augmented 3 s crops each; about 0.2 s a step on one core).",
+    )
 
     @field_validator("local_roots", "remote_allow_networks", mode="before")
     @classmethod
