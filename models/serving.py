@@ -24,6 +24,7 @@ from models.bandit import Policy
 from models.index import build_index
 from models.pool import NO_CODE as NO_ARTIST
 from models.pool import Facts, Items, Vocab, artist_key, facts_of, make_items
+from models.taste import Cold, Taste, cold_rows
 from models.vectors import Hits, VectorStore
 
 __all__ = ["artist_key"]
@@ -332,12 +333,30 @@ class Bundle:
     lightgcn: Collab | None = None
     hybrid: TopLists | None = None
     policy: ServedPolicy | None = None
+    taste: Taste | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def items(self) -> Items:
         """Every track the served models know, with its facts (:func:`items_of`)."""
         return items_of(self)
+
+    @cached_property
+    def cold(self) -> Cold | None:
+        """The content rows no collaborative model knows and their taste features, built
+        once per bundle; None without a taste model, or when its features come from
+        another content version than the one served (its audio space may differ)."""
+        content, taste = self.content, self.taste
+        if content is None or taste is None or taste.content_version != content.version:
+            return None
+        if content.audio is not None and content.audio.shape[1] != taste.space.audio_dim:
+            return None
+        items = self.items
+        rows = cold_rows(items.known, list(items.of.values()))
+        audio = None if content.audio is None else content.audio[rows]
+        at = np.full(items.known, -1, np.int64)
+        at[rows] = np.arange(len(rows))
+        return Cold(rows, taste.space.features(audio, content.text[rows]), at)
 
     def versions(self) -> dict[str, str | None]:
         """Version per artifact kind in use."""
@@ -348,6 +367,7 @@ class Bundle:
             "content": self.content.version if self.content else None,
             "fingerprint": self.fingerprint.version if self.fingerprint else None,
             "policy": self.policy.version if self.policy else None,
+            "taste": self.taste.version if self.taste else None,
         }
 
 
