@@ -21,7 +21,7 @@ from models.demo import generate
 from models.io.artifacts import ArtifactStore
 from models.ranking import RankConfig, Request
 from models.rerank import Filters
-from models.serving import Bundle, make_collab
+from models.serving import Bundle, CatalogTrack, make_collab
 from models.state import UserState
 from models.taste import Space, fit_space, label, make_taste
 
@@ -211,3 +211,22 @@ def test_the_classifier_is_unused_beside_another_content_version() -> None:
     other = replace(bundle, taste=replace(bundle.taste, content_version="c0"))
     assert other.cold is None
     assert other.versions()["taste"] == "taste1"
+
+
+def test_a_track_only_the_catalog_topic_describes_gets_the_signal_from_its_text() -> None:
+    bundle, _cold, target = _served_world()
+    content = bundle.content
+    assert content is not None
+    text = content.text[content.row[target]]
+    now = int(datetime(2024, 6, 2, tzinfo=UTC).timestamp() * 1000)
+    meta = {"title": "Brand new", "artist": "Someone New", "genre": "pop"}
+    catalog = {"new:1": CatalogTrack("new:1", meta, text, None, "", None, None, now)}
+    signals = {}
+    for user in ("fan", "critic"):
+        req = Request(user, UserState(), {}, [("new:1", float(now))], now)
+        pool, _ = ranking.candidates(bundle, req, catalog, RankConfig())
+        pool.join(catalog)  # as the API's enrich step does
+        ranking.prepare(bundle, req, pool, catalog)
+        signals[user] = pool.signals["taste"][pool.mask(["new:1"])][0]
+    assert signals["fan"] > 0
+    assert signals["critic"] == 0
