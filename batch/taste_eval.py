@@ -18,7 +18,8 @@ the content artifact (tests pass a cheaper encoder).
    new (no event on it before the split, so no collaborative vector); ALS is fitted on
    the training events, every cold track is offered as a fresh arrival, and each
    listener with a held-out positive on a cold track is served through
-   :mod:`models.ranking` (the API's code) with and without the taste classifier.
+   :mod:`models.ranking` (the API's code) with and without the taste classifier,
+   under two arms' hand-set weights (:data:`ARMS_SERVED`).
    Hits are held-out positives (like or full play) on cold tracks in the top 20.
 """
 
@@ -48,6 +49,9 @@ Encode = Callable[[list[str]], np.ndarray]
 Log = Callable[[str], None]
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 """Taste weights the cold-track evaluation serves with (0: the signal off)."""
+ARMS_SERVED = ("collab-heavy", "balanced")
+"""Arms (hand-set weights) the cold-track evaluation serves with: the tuned policy's usual
+leader, and one that leans less on the collaborative signal."""
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -341,8 +345,10 @@ def run(
     held_out = auc_eval(demo, text, **opts)
     control_demo = replace(control, audio=demo.audio)
     control_auc = auc_eval(control_demo, text, **opts)
-    log("taste: served cold tracks")
-    served = cold_eval(demo, text, seed=seed, rank=rank, log=log, **opts)
+    served = {}
+    for arm in ARMS_SERVED:
+        log(f"taste: served cold tracks, {arm}")
+        served[arm] = cold_eval(demo, text, seed=seed, rank=rank, arm=arm, log=log, **opts)
     return {
         "population": {
             "generator": "models.demo.generate",

@@ -13,7 +13,9 @@ from typing import Any
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return "" if value is None else str(value)
 
 
 def auc_table(held_out: dict[str, Any]) -> str:
@@ -42,6 +44,10 @@ def cold_table(served: dict[str, Any]) -> str:
 
 def tables(result: dict[str, Any]) -> str:
     """Every table of the report, with a heading each."""
+    served = []
+    for arm, r in result["served_cold"].items():
+        served += [f"## Served lists, held-out positives on cold tracks: arm {arm}", ""]
+        served += [cold_table(r), ""]
     return "\n".join(
         [
             "## Held-out events, audio-dependent taste",
@@ -52,9 +58,7 @@ def tables(result: dict[str, Any]) -> str:
             "",
             auc_table(result["control_plain_demo"]),
             "",
-            "## Served lists, held-out positives on cold tracks",
-            "",
-            cold_table(result["served_cold"]),
+            *served,
         ]
     )
 
@@ -63,7 +67,9 @@ def write(result: dict[str, Any], out: Path, command: str) -> Path:
     """Write ``taste.md`` and ``taste.json`` under ``out``; returns the markdown path."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "taste.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    pop, held, served = result["population"], result["held_out"], result["served_cold"]
+    pop, held = result["population"], result["held_out"]
+    served = next(iter(result["served_cold"].values()))
+    arms = ", ".join(f"`{a}`" for a in result["served_cold"])
     lines = [
         f"Made with: `{command}`",
         "",
@@ -81,8 +87,8 @@ def write(result: dict[str, Any], out: Path, command: str) -> Path:
         f"- Served: {served['cold_tracks']} cold tracks (no event before the split, so no "
         f"collaborative vector), every one offered as a fresh arrival; "
         f"{served['listeners']} listeners with a held-out positive on one, served "
-        f"{served['list_length']} tracks by the `{served['arm']}` arm's hand-set weights "
-        "through models.ranking.",
+        f"{served['list_length']} tracks through models.ranking under the hand-set weights "
+        f"of the arms {arms}.",
         "",
         tables(result),
         "",
