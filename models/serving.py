@@ -24,7 +24,7 @@ from models.bandit import Policy
 from models.index import build_index
 from models.pool import NO_CODE as NO_ARTIST
 from models.pool import Facts, Items, Vocab, artist_key, facts_of, make_items
-from models.taste import Cold, Taste, cold_rows
+from models.taste import Cold, Taste, cold_of
 from models.vectors import Hits, VectorStore
 
 __all__ = ["artist_key"]
@@ -344,19 +344,12 @@ class Bundle:
     @cached_property
     def cold(self) -> Cold | None:
         """The content rows no collaborative model knows and their taste features, built
-        once per bundle; None without a taste model, or when its features come from
-        another content version than the one served (its audio space may differ)."""
-        content, taste = self.content, self.taste
-        if content is None or taste is None or taste.content_version != content.version:
+        once per bundle (:func:`models.taste.cold_of`; None without a taste model)."""
+        content, taste, items = self.content, self.taste, self.items
+        if content is None or taste is None:
             return None
-        if content.audio is not None and content.audio.shape[1] != taste.space.audio_dim:
-            return None
-        items = self.items
-        rows = cold_rows(items.known, list(items.of.values()))
-        audio = None if content.audio is None else content.audio[rows]
-        at = np.full(items.known, -1, np.int64)
-        at[rows] = np.arange(len(rows))
-        return Cold(rows, taste.space.features(audio, content.text[rows]), at)
+        return cold_of(taste, content.version, content.audio, content.text, items.known,
+                       list(items.of.values()))  # fmt: skip
 
     def versions(self) -> dict[str, str | None]:
         """Version per artifact kind in use."""

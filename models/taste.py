@@ -183,3 +183,25 @@ def cold_rows(known: int, collaborative: Sequence[np.ndarray]) -> np.ndarray:
         rows = np.asarray(rows, np.int64)
         cold[rows[rows < known]] = False
     return np.flatnonzero(cold)
+
+
+def cold_of(
+    taste: Taste,
+    content_version: str,
+    audio: np.ndarray | None,
+    text: np.ndarray,
+    known: int,
+    collaborative: Sequence[np.ndarray],
+) -> Cold | None:
+    """The cold rows of a served content version (its ``audio`` and ``text`` rows are the
+    first ``known`` item rows) with their features; None when the classifiers were fitted
+    beside another content version (its audio space may differ) or another audio size."""
+    if taste.content_version != content_version:
+        return None
+    if audio is not None and audio.shape[1] != taste.space.audio_dim:
+        return None
+    rows = cold_rows(known, collaborative)
+    at = np.full(known, -1, np.int64)
+    at[rows] = np.arange(len(rows))
+    features = taste.space.features(None if audio is None else audio[rows], text[rows])
+    return Cold(rows, features, at)
