@@ -88,6 +88,8 @@ def build_resources(settings: Settings) -> Resources:
         settings.api.mmr_lambda,
         settings.api.artist_gap,
         pool,
+        taste_weight=settings.api.taste_weight,
+        taste_k=settings.api.taste_candidates,
     )
     res.embedder = QueryEmbedder(pool)
     return res

@@ -48,11 +48,12 @@ from models.serving import (
     smoke,
     unit,
 )
+from models.taste import Space, Taste, make_taste
 
 if TYPE_CHECKING:
     from models.io.s3 import S3Remote
 
-KINDS = ("als", "lightgcn", "hybrid", "content", "fingerprint", "policy")
+KINDS = ("als", "lightgcn", "hybrid", "content", "fingerprint", "policy", "taste")
 FIELD = {"als": "collab"}
 """Bundle field of an artifact kind, where the names differ."""
 __all__ = [
@@ -127,6 +128,28 @@ def load_policy(art: Artifact) -> ServedPolicy:
         raise ModelError(f"policy/{art.version}: mmr_lambda {lam} outside [0, 1]")
     return ServedPolicy(
         art.version, Policy.from_json(params["policy"]), None if lam is None else float(lam)
+    )
+
+
+def load_taste(art: Artifact) -> Taste:
+    """Load and validate a "taste" artifact (per-listener classifiers, ``batch/taste.py``)."""
+
+    def arr(name: str) -> np.ndarray:
+        return np.asarray(art.array(f"{name}.npy"), dtype=np.float64)
+
+    components = arr("text_components")
+    audio_dim = int(art.manifest["params"]["audio_dim"])
+    if components.ndim != 2 or arr("feature_mean").shape != (audio_dim + components.shape[0],):
+        raise ModelError(f"taste/{art.version}: inconsistent feature space")
+    space = Space(audio_dim, arr("text_mean"), components, arr("feature_mean"), arr("feature_std"))
+    return make_taste(
+        art.version,
+        str(art.manifest["params"]["content_version"]),
+        art.json("user_ids.json"),
+        art.array("weights.npy"),
+        art.array("bias.npy"),
+        art.array("prior.npy"),
+        space,
     )
 
 
@@ -264,6 +287,7 @@ LOADERS = {
     "content": load_content,
     "fingerprint": load_fingerprints,
     "policy": load_policy,
+    "taste": load_taste,
 }
 
 

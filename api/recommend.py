@@ -24,6 +24,7 @@ from models.ranking import LRU, RankConfig, track_info
 from models.rerank import Filters, Ranked
 from models.serving import Bundle, CatalogTrack, artist_key
 from models.state import FoldConfig, UserState
+from models.taste import TASTE_WEIGHT
 from models.urls import is_web
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,21 @@ class Engine:
     artist_gap: int
     pool: WorkPool  # CPU-heavy work (encoding, large searches, decoding) runs here
     collab_cache: LRU = field(default_factory=lambda: LRU(20_000))
+    taste_weight: float = TASTE_WEIGHT
+    taste_k: int = 50
 
     def rank_config(self, bundle: Bundle) -> RankConfig:
         """List settings: the published policy's tuned MMR weight, else the configured one."""
         lam = self.mmr_lambda
         if bundle.policy is not None and bundle.policy.mmr_lambda is not None:
             lam = bundle.policy.mmr_lambda
-        return RankConfig(fold=self.fold, mmr_lambda=lam, artist_gap=self.artist_gap)
+        return RankConfig(
+            fold=self.fold,
+            mmr_lambda=lam,
+            artist_gap=self.artist_gap,
+            taste_k=self.taste_k,
+            taste_weight=self.taste_weight,
+        )
 
 
 @dataclass(frozen=True)
@@ -297,6 +306,7 @@ async def personal(
             filters=filters,
             lam=cfg.mmr_lambda,
             artist_gap=cfg.artist_gap,
+            taste_weight=cfg.taste_weight,
         ),
     )
     timer.lap("rerank")

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from batch.datasets import Interactions
+from models.taste import labels as event_labels
 
 ALPHA_BY_SCHEME = {"binary": 5.0, "log": 1.0, "bm25": 0.01}
 """Confidence scale per weighting when none is set (best on Last.fm 2k validation)."""
@@ -50,9 +51,27 @@ TRACK_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class Labels:
+    """Labelled events as columns, in event order (:func:`models.taste.label`: like or
+    full play 1, skip or dislike 0; events that say neither are left out)."""
+
+    user: np.ndarray  # str
+    track: np.ndarray  # str
+    when: np.ndarray  # int64 epoch ms
+    positive: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, mask: np.ndarray) -> Labels:
+        return Labels(self.user[mask], self.track[mask], self.when[mask], self.positive[mask])
+
+
 @dataclass
 class TrainData:
-    """Users x items listening strength, with the catalog every item comes from."""
+    """Users x items listening strength, with the catalog every item comes from
+    (``labels``: the labelled events, for data from events)."""
 
     source: str
     users: list[str]
@@ -61,6 +80,7 @@ class TrainData:
     catalog: dict[str, dict[str, Any]]
     times: sp.csr_matrix | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    labels: Labels | None = None
 
     def item_artists(self) -> list[str | None]:
         """Artist id per matrix item (None when the catalog does not know it)."""
@@ -279,6 +299,9 @@ def from_columns(
         duplicate_events=int(event_ids.size - keep.size),
         time_range_ms=[int(when.min()), int(when.max())] if when.size else None,
     )
+    label = event_labels(kind, completion, full_play)
+    order = np.argsort(when, kind="stable")
+    order = order[label[order] >= 0]
     data = TrainData(
         source,
         [str(x) for x in users[used_u]],
@@ -287,6 +310,7 @@ def from_columns(
         catalog,
         times,
         out_info,
+        Labels(users_raw[order], tracks_raw[order], when[order], label[order] == 1),
     )
     return _with_counts(data)
 

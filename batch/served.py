@@ -131,7 +131,13 @@ def served_lists(
     for i, prep in enumerate(stage.prepared):
         weights, lam = pick(i)
         ranked = ranking.rank(
-            prep, weights, n=n, filters=Filters(), lam=lam, artist_gap=cfg.artist_gap
+            prep,
+            weights,
+            n=n,
+            filters=Filters(),
+            lam=lam,
+            artist_gap=cfg.artist_gap,
+            taste_weight=cfg.taste_weight,
         )
         cols = [row_of.get(r.candidate.track_id, -1) for r in ranked]
         out[i, : len(cols)] = cols

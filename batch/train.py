@@ -13,7 +13,10 @@ tuned on the same split (:mod:`batch.hybrid`), reusing the ALS and LightGCN
 fitted earlier in the run, and publishes every user's top K. The content
 artifact maps into the ``als`` version this run published (or the current one).
 Audio is decoded once per run, in ``ENCORE_AUDIO_WORKERS`` processes, for the
-content features, their mood cues and the fingerprints together.
+content features, their mood cues and the fingerprints together. The taste
+classifiers (:mod:`batch.taste`) come last, over the content version just
+published; sources without events (the public datasets) have no labels for them,
+so ``all`` leaves them out there.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from models.settings import Settings
 from models.state import fold_config
 
 SOURCES = ("demo", "events", "lastfm-2k", "movielens-100k")
-KINDS = ("als", "lightgcn", "hybrid", "policy", "content", "fingerprint")
+KINDS = ("als", "lightgcn", "hybrid", "policy", "content", "fingerprint", "taste")
 DEMO_LIGHTGCN_EPOCHS = 30
 """The demo trains LightGCN briefly: the point there is a loadable artifact in seconds."""
 
@@ -442,4 +445,15 @@ def train(
             "audio_seconds": round(pass_.seconds, 1),
         }
         versions["fingerprint"] = publish_fingerprints(store, pass_.hashes, data=info)
+    if "taste" in kinds and (data.labels is not None or tuple(kinds) == ("taste",)):
+        from batch.taste import train_taste
+
+        versions["taste"] = train_taste(
+            store,
+            data,
+            min_events=settings.batch.taste_min_events,
+            l2=settings.batch.taste_l2,
+            text_dims=settings.batch.taste_text_dims,
+            full_play=settings.stream.full_play,
+        )
     return versions

@@ -8,6 +8,14 @@
 * A share of metadata is missing, as in real catalogs: about 75% of descriptions,
   half the albums, 40% of years, 30% of genres and 40% of tag lists.
 
+With ``audio_taste`` above 0 (used by the taste classifier's evaluation only), every
+track also gets a hidden 16-d audio vector (near its genre's centre) and every
+listener a hidden preference direction in that space: the chance that a play is
+received well (played through, maybe liked, rather than skipped or disliked)
+moves by ``audio_taste`` logits per standard deviation of the track's alignment
+with the listener's direction. These draws come from a generator of their own,
+so with ``audio_taste`` 0 the data are exactly those of the plain demo.
+
 Everything depends only on the arguments: same seed, same events.
 """
 
@@ -104,6 +112,11 @@ class DemoData:
 
     tracks: list[NewTrack]
     interactions: list[Any]
+    audio: np.ndarray | None = None  # (tracks, AUDIO_DIM) hidden audio, with ``audio_taste``
+    preference: np.ndarray | None = None  # (users, AUDIO_DIM) unit preference directions
+
+
+AUDIO_DIM = 16
 
 
 def _name(rng: np.random.Generator, parts: int) -> str:
@@ -119,8 +132,10 @@ def generate(
     mean_events: int = 60,
     end: datetime | None = None,
     days: float = 30,
+    audio_taste: float = 0.0,
 ) -> DemoData:
-    """Build the demo data. ``end`` is the time of the last event (default 2024-06-01)."""
+    """Build the demo data. ``end`` is the time of the last event (default 2024-06-01);
+    ``audio_taste``: see the module doc."""
     rng = np.random.default_rng(seed)
     end = end or datetime(2024, 6, 1, tzinfo=UTC)
     start = end - timedelta(days=days)
@@ -166,6 +181,18 @@ def generate(
             )
         )
 
+    audio = preference = None
+    if audio_taste > 0:
+        hidden = np.random.default_rng([seed, AUDIO_DIM])
+        centres = hidden.normal(size=(len(genres), AUDIO_DIM))
+        audio = 0.8 * centres[artist_genre[track_artist]] + hidden.normal(
+            size=(n_tracks, AUDIO_DIM)
+        )
+        preference = hidden.normal(size=(n_users, AUDIO_DIM))
+        preference /= np.linalg.norm(preference, axis=1, keepdims=True)
+        # alignment in standard deviations: cosine times sqrt(dim)
+        align = (audio / np.linalg.norm(audio, axis=1, keepdims=True)) @ preference.T
+        shift = audio_taste * np.sqrt(AUDIO_DIM) * align
     by_genre = [np.flatnonzero(artist_genre[track_artist] == g) for g in range(len(genres))]
     by_genre = [g if g.size else np.arange(n_tracks) for g in by_genre]
     everything = np.arange(n_tracks)
@@ -193,6 +220,9 @@ def generate(
                 "track_id": track.track_id,
             }
             affinity = 0.8 if in_taste else 0.25
+            if audio is not None:
+                logit = np.log(affinity / (1 - affinity)) + shift[t, u]
+                affinity = float(1 / (1 + np.exp(-logit)))
             roll = rng.random()
             if roll < affinity:
                 share = float(rng.uniform(0.8, 1.0))
@@ -216,4 +246,4 @@ def generate(
             else:
                 interactions.append(Dislike(**base))
     interactions.sort(key=lambda e: (e.occurred_at, e.event_id))
-    return DemoData(tracks=tracks, interactions=interactions)
+    return DemoData(tracks, interactions, audio, preference)

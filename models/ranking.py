@@ -9,14 +9,17 @@ differs (Redis and published artifacts, or a split of a dataset).
    no object per candidate): the collaborative source (the hybrid's
    precomputed list when it knows the user, else ALS, else LightGCN), the
    real-time taste vector, popular, content neighbours of recent plays,
-   trending and fresh tracks.
+   trending and fresh tracks, and the cold tracks (no collaborative vector
+   yet) the listener's taste classifier rates best (:mod:`models.taste`).
    The pool carries every candidate's facts from the item columns (artist,
    genre, year, whether it is music, diversity vector).
 2. The caller reads the catalog rows of the candidates no artifact describes
    (:meth:`models.pool.Pool.needs_catalog`: new tracks) and joins them
    (:meth:`models.pool.Pool.join`).
-3. :func:`prepare` derives what the user's history forbids or penalises
-   (recent plays, dislikes, blocked and skipped artists); :func:`rank` scores
+3. :func:`prepare` gives every cold candidate its ``taste`` signal (new tracks
+   from the catalog topic by their text vectors) and derives what the user's
+   history forbids or penalises (recent plays, dislikes, blocked and skipped
+   artists); :func:`rank` scores
    the pool with one arm's blend weights and picks the list (filters, MMR,
    artist spacing, reasons); link status is read for the picked tracks only
    (``api.recommend.rank_alive``).
@@ -36,6 +39,7 @@ from models.pool import Pool, PoolBuilder, artist_key
 from models.rerank import Context, Filters, Ranked, rerank
 from models.serving import Bundle, CatalogTrack, Collab, Content
 from models.state import FoldConfig, UserState, artist_signals, fold_extra
+from models.taste import TASTE_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class RankConfig:
     popular_k: int = 100
     content_per_seed: int = 30
     content_seeds: int = 5
+    taste_k: int = 50
+    taste_weight: float = TASTE_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,53 @@ def popular_candidates(out: PoolBuilder, name: str, collab: Collab, k: int) -> N
         out.add("popularity", rows, {"popularity": collab.popular_scores[:k]})
 
 
+def taste_candidates(out: PoolBuilder, bundle: Bundle, user_id: str, k: int) -> None:
+    """Add the cold tracks (no collaborative vector) the listener's taste classifier
+    rates above their usual, best first (none for a listener without a classifier)."""
+    cold, taste = bundle.cold, bundle.taste
+    if cold is None or taste is None or k <= 0 or not len(cold.rows):
+        return
+    signal = taste.signal(user_id, cold.features)
+    if signal is None:
+        return
+    top = np.flatnonzero(signal > 0)
+    if len(top) > k:
+        top = top[np.argpartition(-signal[top], k - 1)[:k]]
+    top = top[np.argsort(-signal[top], kind="stable")]
+    out.add("taste", cold.rows[top], {"taste": signal[top]})
+
+
+def taste_column(
+    bundle: Bundle, user_id: str, pool: Pool, catalog: Mapping[str, CatalogTrack]
+) -> None:
+    """Give every cold candidate without one its ``taste`` signal: content rows no
+    collaborative model knows by their precomputed features, tracks only the catalog
+    topic describes by their text vector (no audio yet). Other candidates keep NaN."""
+    cold, taste = bundle.cold, bundle.taste
+    if cold is None or taste is None or user_id not in taste.users or not len(pool):
+        return
+    col = pool.signals.get("taste")
+    col = np.full(len(pool), np.nan) if col is None else col
+    rows, n, known = pool.rows, len(pool.items), pool.items.known
+    open_ = np.isnan(col)
+    inside = np.flatnonzero(open_ & (rows < known))
+    at = cold.at[rows[inside]]
+    inside, at = inside[at >= 0], at[at >= 0]
+    if len(inside):
+        col[inside] = taste.signal(user_id, cold.features[at])
+    texts = []
+    for i in np.flatnonzero(open_ & (rows >= n)).tolist():
+        row = catalog.get(pool.track_id(i))
+        vec = None if row is None else row.text
+        if vec is not None and len(vec) == len(taste.space.text_mean):
+            texts.append((i, vec))
+    if texts:
+        feats = taste.space.features(None, np.stack([v for _i, v in texts]))
+        col[[i for i, _v in texts]] = taste.signal(user_id, feats)
+    if not np.isnan(col).all():
+        pool.signals["taste"] = col
+
+
 def history_tracks_to_join(bundle: Bundle, state: UserState, limit: int = 50) -> list[str]:
     """Recent history tracks the collaborative space lacks (their catalog rows carry
     projected vectors the real-time vector needs)."""
@@ -234,6 +287,7 @@ def candidates(
         content_candidates(out, bundle.content, req.state, cfg.content_per_seed, cfg.content_seeds)
     trending_candidates(out, req.trending)
     fresh_candidates(out, req.fresh, req.now_ms)
+    taste_candidates(out, bundle, req.user_id, cfg.taste_k)
     return out.build(), degraded
 
 
@@ -272,13 +326,15 @@ def prepare(
     pool: Pool,
     catalog: Mapping[str, CatalogTrack],
 ) -> Prepared:
-    """Derive what the history forbids or penalises (the pool's facts are joined:
+    """Give the cold candidates their taste signal (:func:`taste_column`) and derive
+    what the history forbids or penalises (the pool's facts are joined:
     :meth:`Pool.join` for tracks only the catalog topic describes).
 
     Every track still in the kept history (``history_len`` events) counts as
     heard and is not recommended again; dislikes, blocked artists and recently
     skipped artists come from the same state.
     """
+    taste_column(bundle, req.user_id, pool, catalog)
     state = req.state
     heard = [h[0] for h in state.hist]
     artist_of = artists_of(bundle, catalog, list(dict.fromkeys([*state.neg_artist_of, *heard])))
@@ -301,8 +357,12 @@ def rank(
     filters: Filters,
     lam: float,
     artist_gap: int,
+    taste_weight: float = 0.0,
 ) -> list[Ranked]:
-    """One arm's list from a prepared pool."""
+    """One arm's list from a prepared pool; ``taste_weight`` is the weight of the taste
+    signal (cold tracks only), added to the arm's."""
+    if taste_weight and "taste" in prepared.pool.signals:
+        weights = {**weights, "taste": taste_weight}
     return rerank(
         prepared.pool,
         weights,

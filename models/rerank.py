@@ -8,7 +8,8 @@ objects only for the tracks it picks:
 1. hard filters remove what the catalog flags as not music, recently played
    and disliked tracks, blocked and excluded artists, and tracks outside the
    request's genre/year filters;
-2. every signal is min-max normalised over the tracks left (missing counts as 0);
+2. every signal is min-max normalised over the tracks left (missing counts as 0),
+   except the calibrated ones (:data:`CALIBRATED`), used as given;
 3. the hybrid score is the bandit arm's weighted sum of normalised signals,
    minus a penalty per recent skip of the track's artist;
 4. tracks whose link is dead are dropped;
@@ -32,6 +33,10 @@ from models.pool import DEAD, NO_CODE, Pool
 
 SKIP_PENALTY = 0.15
 """Score removed per (decayed) recent skip of the track's artist."""
+CALIBRATED = frozenset({"taste"})
+"""Signals already in [0, 1] on a scale shared by every request (the taste classifier's
+lift over the listener's usual, :mod:`models.taste`): not min-max normalised, since the
+best of a few poor matches is still a poor match."""
 
 
 @dataclass
@@ -159,7 +164,8 @@ def _parts(
     for j, s in enumerate(used):
         col = pool.signals.get(s)
         if col is not None:
-            parts[j] = weights[s] * normalise(col[keep])
+            values = np.nan_to_num(col[keep]) if s in CALIBRATED else normalise(col[keep])
+            parts[j] = weights[s] * values
     if ctx.artist_skips:
         parts[-1] = -SKIP_PENALTY * skip_penalty(pool, ctx.artist_skips)[keep]
     return parts.sum(axis=0), [*used, "skips"], parts
@@ -192,6 +198,7 @@ def reason(
         "text": "matches your words",
         "mood": f"matches the mood{' ' + mood_label if mood_label else ''}",
         "audio": "sounds like your pick",
+        "taste": "new here, and what you like to hear",
     }.get(top or "", "picked for variety")
 
 

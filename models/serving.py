@@ -24,6 +24,7 @@ from models.bandit import Policy
 from models.index import build_index
 from models.pool import NO_CODE as NO_ARTIST
 from models.pool import Facts, Items, Vocab, artist_key, facts_of, make_items
+from models.taste import Cold, Taste, cold_of
 from models.vectors import Hits, VectorStore
 
 __all__ = ["artist_key"]
@@ -332,12 +333,23 @@ class Bundle:
     lightgcn: Collab | None = None
     hybrid: TopLists | None = None
     policy: ServedPolicy | None = None
+    taste: Taste | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def items(self) -> Items:
         """Every track the served models know, with its facts (:func:`items_of`)."""
         return items_of(self)
+
+    @cached_property
+    def cold(self) -> Cold | None:
+        """The content rows no collaborative model knows and their taste features, built
+        once per bundle (:func:`models.taste.cold_of`; None without a taste model)."""
+        content, taste, items = self.content, self.taste, self.items
+        if content is None or taste is None:
+            return None
+        return cold_of(taste, content.version, content.audio, content.text, items.known,
+                       list(items.of.values()))  # fmt: skip
 
     def versions(self) -> dict[str, str | None]:
         """Version per artifact kind in use."""
@@ -348,6 +360,7 @@ class Bundle:
             "content": self.content.version if self.content else None,
             "fingerprint": self.fingerprint.version if self.fingerprint else None,
             "policy": self.policy.version if self.policy else None,
+            "taste": self.taste.version if self.taste else None,
         }
 
 

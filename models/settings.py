@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models.taste import TASTE_WEIGHT
+
 
 def _section(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=f"ENCORE_{prefix}_", extra="ignore", validate_default=True)
@@ -183,6 +185,20 @@ class ApiSettings(BaseSettings):
     max_results: int = Field(default=100, ge=1, le=1_000, description="Largest `n`/`top_k`.")
     mmr_lambda: float = Field(default=0.7, ge=0, le=1, description="MMR relevance weight.")
     artist_gap: int = Field(default=3, ge=0, description="Minimum positions between one artist.")
+    taste_weight: float = Field(
+        default=TASTE_WEIGHT,
+        ge=0,
+        description="Blend weight of the taste classifier's signal, added to every arm's "
+        "weights. Only cold tracks (no collaborative vector yet) get the signal: the "
+        "listener's classifier's lift over their usual share of full plays and likes, in "
+        "[0, 1]. 0: cold tracks rank by the other signals only.",
+    )
+    taste_candidates: int = Field(
+        default=50,
+        ge=0,
+        description="Cold tracks the listener's taste classifier rates best added to each "
+        "personal request's candidates (0: only cold tracks other sources give get the signal).",
+    )
     dependency_timeout_s: float = Field(default=0.25, gt=0, description="Timeout per dependency.")
     shared_cache_s: float = Field(
         default=1.0,
@@ -460,6 +476,26 @@ class BatchSettings(BaseSettings):
         default=1000.0,
         gt=0,
         description="Pseudo-observations behind each arm's prior from validation quality.",
+    )
+    taste_min_events: int = Field(
+        default=20,
+        ge=2,
+        description="A listener gets a taste classifier (`taste` artifact) with at least this "
+        "many labelled events (like or full play: positive; skip or dislike: negative) on "
+        "tracks with content vectors, and at least 2 of each label.",
+    )
+    taste_l2: float = Field(
+        default=10.0,
+        gt=0,
+        description="L2 penalty of each listener's taste classifier (logistic regression "
+        "with C = 1 / this, on standardised features).",
+    )
+    taste_text_dims: int = Field(
+        default=8,
+        ge=1,
+        le=384,
+        description="Text components (of the catalog's text vectors) in the taste "
+        "classifier's features, beside the 16-d audio vector.",
     )
 
 

@@ -42,8 +42,23 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     line = next(x for x in result.stdout.splitlines() if x.startswith('{"published"'))
     published = json.loads(line)["published"]
-    assert set(published) == {"als", "lightgcn", "hybrid", "policy", "content", "fingerprint"}
+    assert set(published) == {
+        "als", "lightgcn", "hybrid", "policy", "content", "fingerprint", "taste",
+    }  # fmt: skip
     return root
+
+
+def test_demo_taste_classifiers_belong_to_the_content_version_and_load_in_the_api(
+    demo_root: Path,
+) -> None:
+    from api.bundle import load_taste
+
+    store = ArtifactStore(demo_root)
+    art = store.load("taste")
+    assert art.manifest["params"]["content_version"] == store.current_version("content")
+    assert art.manifest["metrics"]["users_fitted"] > 200  # demo listeners have ~60 events
+    taste = load_taste(art)
+    assert taste.weights.shape == (len(taste.users), taste.space.dim)
 
 
 def test_demo_artifacts_load_where_they_are_used(demo_root: Path) -> None:
