@@ -28,6 +28,7 @@ import numpy as np
 
 from api import metrics
 from models import fingerprint as fp
+from models.audiofeatures import AudioSpace
 from models.bandit import Policy
 from models.io.artifacts import Artifact, ArtifactError, ArtifactStore, without_paths
 from models.io.queryspace import load_query_space
@@ -188,6 +189,14 @@ def load_content(art: Artifact) -> Content:
     )
     text_index = _index(art, "text.faiss", text)
     audio_index = None if audio is None else _index(art, "audio.faiss", audio)
+    reducer = [opt(f"audio_{part}.npy") for part in ("mean", "std", "components")]
+    audio_space = None
+    if audio is not None and all(r is not None for r in reducer):
+        mean, std, components = (np.asarray(r, dtype=np.float64) for r in reducer)
+        try:
+            audio_space = AudioSpace(mean, std, components, int(audio.shape[1]))
+        except ValueError as exc:
+            raise ArtifactError(f"content/{art.version}: {exc}") from exc
     neighbours = _neighbours(art, "text", len(ids))
     content = Content(
         art.version,
@@ -212,6 +221,7 @@ def load_content(art: Artifact) -> Content:
             if i.get("artist")
         },
         query_space=load_query_space(art, text_index=text_index, audio_index=audio_index),
+        audio_space=audio_space,
         text_neighbours=neighbours.get("text_neighbours"),
         text_neighbour_scores=neighbours.get("text_neighbour_scores"),
     )

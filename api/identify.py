@@ -37,7 +37,9 @@ from scipy.signal import resample_poly
 from api.bundle import Bundle, Fingerprints
 from api.query import similar_tracks
 from api.recommend import Engine, artist_key, track_info
+from models import audiofeatures as af
 from models import fingerprint as fp
+from models.serving import Content
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ BLOCK_FRAMES = 16_384
 """Frames decoded per read; only one block of all channels is held at a time."""
 CHUNK_SECONDS = 10.0
 """Mono audio at the file's rate gathered before it is resampled to 8 kHz."""
+HEAD_SECONDS = af.MAX_SECONDS
+"""The start of the recording kept at the feature rate: what the catalog's audio
+features describe (:mod:`models.audiofeatures`), for a clip that matches nothing."""
 UNKNOWN_FRAMES = 2**62
 """libsndfile reports an unknown length (a stream without a total) as about 2**63."""
 
@@ -69,14 +74,20 @@ class ClipLimits:
     def decode_bytes(self, channels: int, rate: int) -> int:
         """The most memory :func:`decode` holds for a recording (numpy float32 arrays):
         one mono chunk at the file's rate, one block of all channels, the 8 kHz buffer
-        and one resampled chunk, plus the resampler's working memory (under 1 MB)."""
+        and one resampled chunk, the head kept for audio features (the first
+        :data:`HEAD_SECONDS` at 22.05 kHz) and one chunk resampled for it (float64 and
+        float32), plus the resampler's working memory (under 1 MB)."""
         chunk = _chunk_frames(rate)
         out = self.max_frames(fp.SAMPLE_RATE) + _chunk_frames(fp.SAMPLE_RATE) + 2
-        return 4 * (chunk + BLOCK_FRAMES * channels + out) + RESAMPLE_SLACK
+        head = _head_frames() + 3 * _chunk_frames(af.SAMPLE_RATE)
+        return 4 * (chunk + BLOCK_FRAMES * channels + out + head) + RESAMPLE_SLACK
 
     def request_bytes(self, channels: int, rate: int) -> int:
-        """:meth:`decode_bytes` and the matching of one window (:data:`WINDOW_BYTES`)."""
-        return self.decode_bytes(channels, rate) + WINDOW_BYTES
+        """:meth:`decode_bytes` and the matching of one window (:data:`WINDOW_BYTES`), or,
+        for a clip that matches nothing, once the decoded recording is freed, its head and
+        the audio features computed from it (:data:`FEATURE_BYTES`), whichever is more."""
+        matching = self.decode_bytes(channels, rate) + WINDOW_BYTES
+        return max(matching, 4 * _head_frames() + FEATURE_BYTES)
 
 
 RESAMPLE_SLACK = 1 << 20
@@ -87,8 +98,17 @@ measured: about 4 MB). Windows are matched one after another, so this does not g
 with the recording; the votes of a window against the index grow with the catalog."""
 
 
+FEATURE_BYTES = 36 << 20
+"""Working memory of the audio features of 30 s (:func:`models.audiofeatures.extract`:
+the STFT, mel and chroma arrays; measured: about 33 MB)."""
+
+
 def _chunk_frames(rate: int) -> int:
     return math.ceil(CHUNK_SECONDS * rate)
+
+
+def _head_frames() -> int:
+    return math.floor(HEAD_SECONDS * af.SAMPLE_RATE)
 
 
 def _length_error(seconds: float, limits: ClipLimits, more: bool = False) -> ClipError:
@@ -108,9 +128,9 @@ def check_header(frames: int, rate: int, channels: int, limits: ClipLimits) -> N
         raise _length_error(frames / rate, limits)
 
 
-def read_audio(sound: Any, limits: ClipLimits) -> tuple[np.ndarray, float]:
+def read_audio(sound: Any, limits: ClipLimits) -> tuple[np.ndarray, float, np.ndarray]:
     """All frames of an open ``soundfile.SoundFile`` as mono audio at the fingerprint
-    rate, and the seconds read.
+    rate, the seconds read, and the first :data:`HEAD_SECONDS` at the audio-feature rate.
 
     Blocks of ``BLOCK_FRAMES`` frames of all channels are mixed to mono into a chunk
     of ``CHUNK_SECONDS`` at the file's rate; each full chunk (and the last part) is
@@ -123,14 +143,23 @@ def read_audio(sound: Any, limits: ClipLimits) -> tuple[np.ndarray, float]:
     out = np.empty(
         limits.max_frames(fp.SAMPLE_RATE) + _chunk_frames(fp.SAMPLE_RATE) + 2, np.float32
     )
+    to_head = Fraction(af.SAMPLE_RATE, rate).limit_denominator(1000)
+    head = np.empty(_head_frames(), np.float32)
     chunk = np.empty(_chunk_frames(rate), np.float32)
     block = np.empty((BLOCK_FRAMES, channels), np.float32)
-    total = filled = written = 0
+    total = filled = written = headed = 0
 
     def flush() -> None:
-        nonlocal filled, written
+        nonlocal filled, written, headed
         if not filled:
             return
+        if headed < head.size:
+            part = chunk[:filled]
+            if to_head != 1:
+                part = resample_poly(part, to_head.numerator, to_head.denominator)
+            take = min(part.size, head.size - headed)
+            head[headed : headed + take] = part[:take]
+            headed += take
         part = chunk[:filled]
         if ratio != 1:
             part = resample_poly(part, ratio.numerator, ratio.denominator).astype(np.float32)
@@ -143,7 +172,7 @@ def read_audio(sound: Any, limits: ClipLimits) -> tuple[np.ndarray, float]:
         k = int(got.shape[0])
         if k == 0:
             flush()
-            return out[:written], total / rate
+            return out[:written], total / rate, head[:headed]
         if total + k > limit:
             raise _length_error(limits.max_seconds, limits, more=True)
         total += k
@@ -170,8 +199,9 @@ def _unreadable(exc: BaseException) -> ClipError:
     return ClipError(f"file: not a readable audio file ({detail}); send WAV, FLAC, Ogg or MP3")
 
 
-def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, float]:
-    """Mono audio at the fingerprint rate, and the clip's length in seconds.
+def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+    """Mono audio at the fingerprint rate, the clip's length in seconds, and its first
+    :data:`HEAD_SECONDS` at the audio-feature rate.
 
     The header is checked first (:func:`check_header`), then the audio is decoded in
     blocks (:func:`read_audio`), so memory stays under :meth:`ClipLimits.decode_bytes`
@@ -189,14 +219,14 @@ def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, f
         rate = int(sound.samplerate)
         check_header(int(sound.frames), rate, int(sound.channels), limits)
         try:
-            audio, seconds = read_audio(sound, limits)
+            audio, seconds, head = read_audio(sound, limits)
         except ClipError:
             raise
         except Exception as exc:
             raise _unreadable(exc) from exc
     if seconds < MIN_SECONDS:
         raise _length_error(seconds, limits)
-    return audio, seconds
+    return audio, seconds, head
 
 
 def _brief(bundle: Bundle, track: str) -> dict[str, Any]:
@@ -230,6 +260,70 @@ def more_from_artist(bundle: Bundle, track: str, n: int) -> list[dict[str, Any]]
     return [_brief(bundle, content.ids[i]) for i in rows[:n]]
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """What the tracks offered for an unmatched clip may be (``genres`` in lower case; a
+    ``mood`` word from the content version's lexicon: valence and arousal on the same
+    side as the word's)."""
+
+    genres: frozenset[str] = frozenset()
+    mood: str | None = None
+    year_min: int | None = None
+    year_max: int | None = None
+
+    def allows(self, content: Content, row: int) -> bool:
+        item = content.items[row]
+        if self.genres and str(item.get("genre") or "").lower() not in self.genres:
+            return False
+        if self.year_min is not None or self.year_max is not None:
+            year = item.get("year")
+            if not isinstance(year, int):
+                return False
+            if self.year_min is not None and year < self.year_min:
+                return False
+            if self.year_max is not None and year > self.year_max:
+                return False
+        if self.mood is not None:
+            v, a = content.lexicon[self.mood]
+            tv, ta = (float(x) for x in content.mood[row])
+            if (tv >= 0) != (v >= 0) or (ta >= 0) != (a >= 0):
+                return False
+        return True
+
+
+def check_mood(content: Content | None, mood: str | None) -> None:
+    """Refuse a mood word the served content version does not know (a 422)."""
+    if mood is None:
+        return
+    if content is None or mood not in content.lexicon:
+        known = ", ".join(sorted(content.lexicon)[:12]) if content else ""
+        raise ClipError(
+            f"mood: {mood!r} is not a mood word of the catalog"
+            + (f"; for example {known}" if known else "")
+        )
+
+
+def _sounds_like(
+    bundle: Bundle, head: np.ndarray, n: int, wanted: Wanted
+) -> list[dict[str, Any]] | None:
+    """The catalog tracks nearest the clip in the published audio space (its audio
+    features placed by the content version's reducer), filtered; None when the served
+    content has no such space (no audio, or learned audio vectors)."""
+    content = bundle.content
+    if content is None or content.audio_space is None or head.size < af.N_FFT:
+        return None
+    vec = af.embed_clip(head, content.audio_space)
+    k = len(content.ids) if wanted != Wanted() else max(4 * n, 50)
+    rows, scores = content.search_audio(vec, min(k, len(content.ids)))
+    out = []
+    for r, score in zip(rows.tolist(), scores.tolist(), strict=True):
+        if wanted.allows(content, r):
+            out.append({**_brief(bundle, content.ids[r]), "similarity": round(score, 4)})
+            if len(out) == n:
+                break
+    return out
+
+
 async def identify(
     engine: Engine,
     bundle: Bundle,
@@ -237,8 +331,13 @@ async def identify(
     data: bytes,
     n: int = 10,
     limits: ClipLimits | None = None,
+    wanted: Wanted | None = None,
 ) -> dict[str, Any]:
-    """``POST /v1/identify``."""
+    """``POST /v1/identify``: an exact match by fingerprints; otherwise the tracks that
+    sound most like the clip (its audio features in the catalog's audio space, with the
+    ``wanted`` filters), or, without an audio space, those sharing most landmarks."""
+    wanted = wanted or Wanted()
+    check_mood(bundle.content, wanted.mood)
     if prints is None:
         return {
             "matched": False,
@@ -247,8 +346,9 @@ async def identify(
             "more_from_artist": [],
             "fans_also_like": [],
             "similar": [],
+            "similar_by": None,
         }
-    audio, seconds = await engine.pool.run(decode, data, limits or ClipLimits())
+    audio, seconds, head = await engine.pool.run(decode, data, limits or ClipLimits())
     found = await engine.pool.run(
         fp.query_windows, prints.index, audio, prints.min_votes, prints.min_ratio
     )
@@ -271,22 +371,36 @@ async def identify(
             "more_from_artist": more_from_artist(bundle, track, n),
             "fans_also_like": (fans or {}).get("items", []),
             "similar": [],
+            "similar_by": None,
         }
+    del audio  # the decoded recording: the features below need only its head
+    similar = await engine.pool.run(_sounds_like, bundle, head, n, wanted)
+    by = "audio" if similar is not None else None
     closest = prints.track_ids[found.track] if found is not None else None
-    similar: list[dict[str, Any]] = []
-    if closest is not None:
-        near = await similar_tracks(engine, bundle, closest, n)
-        similar = [_brief(bundle, closest), *(near or {}).get("items", [])][:n]
+    if similar is None and closest is not None:
+        near = await similar_tracks(engine, bundle, closest, 4 * n)
+        content = bundle.content
+        similar = [
+            t
+            for t in [_brief(bundle, closest), *(near or {}).get("items", [])]
+            if content is None
+            or t["track_id"] not in content.row
+            or wanted.allows(content, content.row[t["track_id"]])
+        ][:n]
+        by = "landmarks"
+    message = "no exact match in the catalog"
+    if similar and by == "audio":
+        message += "; these sound most like the clip"
+    elif similar:
+        message += "; these share the most acoustic landmarks with the clip"
     return {
         **base,
         "matched": False,
         "match": None,
-        "message": "no exact match in the catalog; these share the most acoustic landmarks "
-        "with the clip"
-        if similar
-        else "no exact match in the catalog",
+        "message": message,
         "best_votes": found.votes if found else 0,
         "more_from_artist": [],
         "fans_also_like": [],
-        "similar": similar,
+        "similar": similar or [],
+        "similar_by": by if similar else None,
     }

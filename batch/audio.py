@@ -1,7 +1,8 @@
 """Audio features with librosa: 69 numbers per track, reduced to a small unit vector.
 
 One STFT of 30 s of 22.05 kHz mono (the first 30 s, or the middle ones:
-``ENCORE_AUDIO_CROP``) feeds every feature: tempo,
+``ENCORE_AUDIO_CROP``) feeds every feature (:mod:`models.audiofeatures`, where
+they are defined, since the API computes them for clips too): tempo,
 beat strength (onset autocorrelation), onset strength and rate, 20 MFCC means
 and standard deviations, spectral centroid, rolloff and flux, 12 chroma means,
 RMS, zero-crossing rate, and a Krumhansl major-minus-minor score with key
@@ -30,44 +31,48 @@ import numpy as np
 
 from batch.remote_audio import Fetched, Remote, fetch_each
 from batch.threads import one_thread, worker_init
+from models.audiofeatures import (
+    AUDIO_DIM,
+    FEATURES,
+    MAJOR_PROFILE,
+    MAX_SECONDS,
+    MINOR_PROFILE,
+    PITCHES,
+    SAMPLE_RATE,
+    extract,
+    reduce,
+)
 from models.io.localaudio import trusted_path, trusted_roots
 from models.settings import AudioSettings
 from models.urls import file_path, is_web
 
-SAMPLE_RATE = 22_050
-MAX_SECONDS = 30.0
-N_FFT, HOP = 2048, 512
-N_MFCC = 20
-AUDIO_DIM = 16
-PITCHES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+__all__ = [  # the feature definitions live in models.audiofeatures (the API uses them too)
+    "AUDIO_DIM",
+    "FEATURES",
+    "MAX_SECONDS",
+    "PITCHES",
+    "SAMPLE_RATE",
+    "AudioPass",
+    "Crop",
+    "Decoding",
+    "Reducer",
+    "analyse",
+    "describe",
+    "extract",
+    "load",
+    "path_of",
+    "window",
+]
 Crop = Literal["start", "centre"]
 _T = TypeVar("_T")
-_PRELOAD = ["batch.audio", "librosa.core", "librosa.feature", "librosa.onset", "models.fingerprint"]
-
-FEATURES: tuple[str, ...] = (
-    "tempo",
-    "beat_strength",
-    "onset_mean",
-    "onset_std",
-    "onset_rate",
-    *(f"mfcc{i}_mean" for i in range(N_MFCC)),
-    *(f"mfcc{i}_std" for i in range(N_MFCC)),
-    "centroid_mean",
-    "centroid_std",
-    "rolloff_mean",
-    "rolloff_std",
-    "flux_mean",
-    "flux_std",
-    *(f"chroma_{p}" for p in PITCHES),
-    "rms_mean",
-    "rms_std",
-    "zcr_mean",
-    "zcr_std",
-    "mode_major_minus_minor",
-    "key_clarity",
-)
+_PRELOAD = [
+    "batch.audio",
+    "models.audiofeatures",
+    "librosa.core",
+    "librosa.feature",
+    "librosa.onset",
+    "models.fingerprint",
+]
 
 
 def path_of(url: str) -> Path | None:
@@ -85,18 +90,6 @@ def load(path: Path | str, sr: int = SAMPLE_RATE, max_seconds: float | None = MA
     return np.asarray(y, dtype=np.float32)
 
 
-def key_profile(chroma: np.ndarray) -> tuple[float, float]:
-    """(best major minus best minor correlation, margin of the best key over the next)."""
-    c = chroma - chroma.mean()
-    scores = {}
-    for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
-        p = prof - prof.mean()
-        scores[mode] = np.array([np.corrcoef(c, np.roll(p, k))[0, 1] for k in range(12)])
-    ranked = np.sort(np.nan_to_num(np.concatenate([scores["major"], scores["minor"]])))[::-1]
-    diff = float(np.nan_to_num(scores["major"].max() - scores["minor"].max()))
-    return diff, float(ranked[0] - ranked[1])
-
-
 def describe(features: np.ndarray, crop: Crop = "start") -> dict[str, Any]:
     """What a listener can read from one track's :data:`FEATURES` row: tempo, the key
     and mode whose profile fits the mean chroma best, and loudness (mean RMS)."""
@@ -104,7 +97,7 @@ def describe(features: np.ndarray, crop: Crop = "start") -> dict[str, Any]:
     chroma = np.array([row[f"chroma_{p}"] for p in PITCHES])
     c = chroma - chroma.mean()
     best: tuple[float, str, str] = (-np.inf, "", "")
-    for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
+    for mode, prof in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
         p = prof - prof.mean()
         for k in range(12):
             r = float(np.nan_to_num(np.corrcoef(c, np.roll(p, k))[0, 1], nan=-1.0))
@@ -128,49 +121,6 @@ def window(y: np.ndarray, crop: Crop) -> np.ndarray:
     return y[start : start + n]
 
 
-def extract(y: np.ndarray) -> np.ndarray:
-    """The :data:`FEATURES` vector of mono audio at :data:`SAMPLE_RATE`."""
-    import librosa
-
-    y = np.asarray(y, dtype=np.float32)[: int(MAX_SECONDS * SAMPLE_RATE)]
-    if y.size < N_FFT:
-        y = np.pad(y, (0, N_FFT - y.size))
-    spec = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
-    logmel = librosa.power_to_db(
-        librosa.feature.melspectrogram(S=spec**2, sr=SAMPLE_RATE, n_mels=64)
-    )
-    onset = librosa.onset.onset_strength(S=logmel, sr=SAMPLE_RATE, hop_length=HOP)
-    tempo = float(librosa.feature.tempo(onset_envelope=onset, sr=SAMPLE_RATE, hop_length=HOP)[0])
-    ac = librosa.autocorrelate(onset - onset.mean())
-    beat_strength = float(ac[1:].max() / (ac[0] + 1e-9)) if ac.size > 1 else 0.0
-    mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=N_MFCC)
-    centroid = librosa.feature.spectral_centroid(S=spec, sr=SAMPLE_RATE)[0]
-    rolloff = librosa.feature.spectral_rolloff(S=spec, sr=SAMPLE_RATE, roll_percent=0.85)[0]
-    norm_spec = spec / (spec.sum(axis=0, keepdims=True) + 1e-9)
-    flux = np.sqrt((np.maximum(np.diff(norm_spec, axis=1), 0) ** 2).sum(axis=0))
-    if flux.size == 0:
-        flux = np.zeros(1)
-    chroma = librosa.feature.chroma_stft(S=spec**2, sr=SAMPLE_RATE, tuning=0.0).mean(axis=1)
-    rms = librosa.feature.rms(S=spec, frame_length=N_FFT)[0]
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)[0]
-    mode_score, clarity = key_profile(chroma)
-    onsets = librosa.onset.onset_detect(onset_envelope=onset, sr=SAMPLE_RATE, hop_length=HOP)
-    seconds = y.size / SAMPLE_RATE
-    v = np.concatenate(
-        [
-            [tempo, beat_strength, onset.mean(), onset.std(), len(onsets) / seconds],
-            mfcc.mean(axis=1),
-            mfcc.std(axis=1),
-            [centroid.mean() / SAMPLE_RATE, centroid.std() / SAMPLE_RATE],
-            [rolloff.mean() / SAMPLE_RATE, rolloff.std() / SAMPLE_RATE],
-            [flux.mean(), flux.std()],
-            chroma,
-            [rms.mean(), rms.std(), zcr.mean(), zcr.std(), mode_score, clarity],
-        ]
-    )
-    return np.asarray(np.nan_to_num(v), dtype=np.float32)
-
-
 class Reducer:
     """Standardise, PCA to ``dim`` (no whitening), zero-pad small catalogs, L2-normalise."""
 
@@ -190,11 +140,7 @@ class Reducer:
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        z = (np.atleast_2d(np.asarray(x, dtype=np.float64)) - self.mean) / self.std
-        p = z @ self.components.T
-        if p.shape[1] < self.dim:
-            p = np.hstack([p, np.zeros((p.shape[0], self.dim - p.shape[1]))])
-        return np.asarray(p / (np.linalg.norm(p, axis=1, keepdims=True) + 1e-9), dtype=np.float32)
+        return reduce(x, self.mean, self.std, self.components, self.dim)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from models import fingerprint as fp
+from models.audiofeatures import AudioSpace
 from models.bandit import Policy
 from models.index import build_index
 from models.pool import NO_CODE as NO_ARTIST
@@ -251,6 +252,7 @@ class Content:
     text_neighbour_scores: np.ndarray | None = None  # (n, K) their cosines
     text_store: VectorStore | None = None  # ENCORE_VECTORS_BACKEND=milvus: searched instead
     audio_store: VectorStore | None = None  # of text_index / audio_index
+    audio_space: AudioSpace | None = None  # the reducer that places new audio in ``audio``
 
     @cached_property
     def facts(self) -> Facts:

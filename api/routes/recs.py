@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.deps import ReadAccess, Res
-from api.identify import ClipError, ClipLimits, identify
+from api.identify import ClipError, ClipLimits, Wanted, identify
 from api.playlist import xspf
 from api.query import mood_json, query_recs, similar_tracks
 from api.recommend import artist_key, personal, public_info, track_info
@@ -300,7 +300,28 @@ async def identify_clip(
         ),
     ],
     n: Annotated[int, Query(ge=1, le=50)] = 10,
+    genres: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_GENRES * (GENRE_CHARS + 1),
+            description="when nothing matches, offer only these genres (comma-separated)",
+        ),
+        comma_separated(MAX_GENRES, GENRE_CHARS),
+    ] = None,
+    mood: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            pattern=r"^[a-z][a-z -]*$",
+            description="when nothing matches, offer only tracks of this mood (a mood word "
+            "of the catalog's lexicon, e.g. calm, happy, sad, energetic)",
+        ),
+    ] = None,
+    year_min: Annotated[int | None, Query(ge=1000, le=2200)] = None,
+    year_max: Annotated[int | None, Query(ge=1000, le=2200)] = None,
 ) -> dict[str, Any]:
+    filters = _filters(genres, year_min, year_max, None)
+    wanted = Wanted(filters.genres, mood, filters.year_min, filters.year_max)
     data = await file.read()
     if not data:
         raise HTTPException(422, "file: empty upload")
@@ -308,7 +329,7 @@ async def identify_clip(
     limits = ClipLimits(api.identify_max_seconds, api.identify_max_channels)
     try:
         return await identify(
-            res.engine, res.bundle, res.bundle.fingerprint, data, _n(res, n), limits
+            res.engine, res.bundle, res.bundle.fingerprint, data, _n(res, n), limits, wanted
         )
     except ClipError as exc:
         raise HTTPException(422, str(exc)) from exc

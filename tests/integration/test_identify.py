@@ -21,7 +21,7 @@ from api.app import create_app
 from api.identify import ClipError, ClipLimits, read_audio
 from batch import audio, audio_sources
 from batch.fingerprint import publish_fingerprints
-from models.io.artifacts import ArtifactStore
+from models.io.artifacts import ArtifactStore, save_array, save_json
 from models.settings import ApiSettings, ArtifactSettings, Settings
 
 soundfile = pytest.importorskip("soundfile")
@@ -39,13 +39,51 @@ def urls() -> dict[str, str]:
     return {c.track_id: c.track()["audio_url"] for c in audio_sources.clips()}
 
 
+MOODS = {  # valence, arousal of each folder's clips, and the lexicon's words
+    "calm": (0.4, -0.6),
+    "energetic": (0.5, 0.8),
+    "happy": (0.8, 0.4),
+    "nostalgic": (-0.3, -0.3),
+    "tender": (0.3, -0.4),
+}
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory, urls: dict[str, str]) -> Path:
     result = audio.analyse([(t, urls[t]) for t in INDEXED], features=False)
     assert not result.errors
     path = tmp_path_factory.mktemp("artifacts")
-    publish_fingerprints(ArtifactStore(path), result.hashes, data={"source": "test"})
+    store = ArtifactStore(path)
+    publish_fingerprints(store, result.hashes, data={"source": "test"})
+    _publish_content(store, urls)
     return path
+
+
+def _publish_content(store: ArtifactStore, urls: dict[str, str]) -> None:
+    """A content artifact whose audio space is fitted on every packaged clip but the
+    sibling (librosa features, the content job's reducer); years 2000 + row."""
+    clips = [c for c in audio_sources.clips() if c.track_id != SIBLING]
+    found = audio.analyse([(c.track_id, urls[c.track_id]) for c in clips], fingerprints=False)
+    assert not found.errors
+    ids = [c.track_id for c in clips]
+    raw = np.stack([found.features[t] for t in ids])
+    reducer = audio.Reducer().fit(raw)
+    vectors = reducer.transform(raw)
+    path = store.stage("content")
+    items = [{**c.track(), "year": 2000 + i} for i, c in enumerate(clips)]
+    save_json(path, "item_ids.json", ids)
+    save_json(
+        path, "items.json", [{k: v for k, v in it.items() if k != "track_id"} for it in items]
+    )
+    text = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    save_array(path, "text", text / np.linalg.norm(text, axis=1, keepdims=True))
+    save_array(path, "mood", np.array([MOODS[c.mood] for c in clips], dtype=np.float32))
+    save_array(path, "audio", vectors)
+    save_array(path, "audio_mean", reducer.mean.astype(np.float32))
+    save_array(path, "audio_std", reducer.std.astype(np.float32))
+    save_array(path, "audio_components", reducer.components.astype(np.float32))
+    save_json(path, "lexicon.json", {w: list(va) for w, va in MOODS.items()})
+    store.publish("content", path, params={"cf_version": ""})
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +137,47 @@ def test_a_track_outside_the_catalog_is_not_matched(
     assert body["matched"] is False
     assert body["match"] is None
     assert body["message"].startswith("no exact match")
+
+
+def test_an_unmatched_clip_gets_the_tracks_that_sound_most_like_it(
+    client: TestClient, urls: dict[str, str]
+) -> None:
+    data = _clip(urls[SIBLING], 8.0, 7.0, "WAV")
+    status, body = _post(client, data)
+    assert status == 200, body
+    assert body["matched"] is False
+    assert body["similar_by"] == "audio"
+    assert body["message"].endswith("these sound most like the clip")
+    similar = body["similar"]
+    assert len(similar) == 10
+    assert all(0 < s["similarity"] <= 1 for s in similar)
+    assert [s["similarity"] for s in similar] == sorted(
+        (s["similarity"] for s in similar), reverse=True
+    )
+    # its twin (same prompt, tempo and key) sounds closest
+    assert "imm:calm_acoustic_1" in [s["track_id"] for s in similar[:3]]
+
+    r = client.post(
+        "/v1/identify?genres=electronic&mood=energetic&year_min=2005&n=50",
+        files={"file": ("clip.wav", data)},
+    )
+    assert r.status_code == 200, r.text
+    picked = r.json()["similar"]
+    assert picked, "some energetic electronic clips are in the catalog"
+    assert all(s["genre"] == "electronic" for s in picked)
+    folder = {c.track_id: c.mood for c in audio_sources.clips()}
+    assert {folder[s["track_id"]] for s in picked} <= {"energetic", "happy"}  # aroused, glad
+    years = {
+        c.track_id: 2000 + i
+        for i, c in enumerate(c for c in audio_sources.clips() if c.track_id != SIBLING)
+    }
+    assert all(years[s["track_id"]] >= 2005 for s in picked)
+
+    r = client.post("/v1/identify?mood=gloomy", files={"file": ("clip.wav", data)})
+    assert r.status_code == 422
+    assert "not a mood word of the catalog" in r.json()["detail"]
+    r = client.post("/v1/identify?year_min=2010&year_max=2001", files={"file": ("clip.wav", data)})
+    assert r.status_code == 422
 
 
 def test_bad_uploads_say_what_is_wrong(client: TestClient, urls: dict[str, str]) -> None:
