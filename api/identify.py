@@ -6,8 +6,9 @@ resampled to the fingerprint rate, then matched against the published landmark
 index (:mod:`models.fingerprint`) in windows that vote (:func:`query_windows`).
 A match must pass the acceptance rule (enough aligned votes and a clear lead
 over the runner-up, per window and across windows); otherwise the answer says
-no exact match was found and offers the catalog tracks sharing most landmarks
-with the recording, and their neighbours.
+no exact match was found and offers the catalog tracks that sound most like the
+recording (:mod:`api.soundalike`), or, when the served content has no audio
+space, those sharing most landmarks with it, and their neighbours.
 
 Uploads are open to anyone by default and compress well (minutes of 8-channel
 silence fit in a few KB of FLAC), so the decoded size is never trusted to the
@@ -37,9 +38,9 @@ from scipy.signal import resample_poly
 from api.bundle import Bundle, Fingerprints
 from api.query import similar_tracks
 from api.recommend import Engine, artist_key, track_info
+from api.soundalike import Wanted, brief, check_mood, sounds_like
 from models import audiofeatures as af
 from models import fingerprint as fp
-from models.serving import Content
 
 log = logging.getLogger(__name__)
 
@@ -229,16 +230,6 @@ def decode(data: bytes, limits: ClipLimits | None = None) -> tuple[np.ndarray, f
     return audio, seconds, head
 
 
-def _brief(bundle: Bundle, track: str) -> dict[str, Any]:
-    info = track_info(bundle, {}, track)
-    return {
-        "track_id": track,
-        "title": info.get("title"),
-        "artist": info.get("artist"),
-        "genre": info.get("genre"),
-    }
-
-
 def more_from_artist(bundle: Bundle, track: str, n: int) -> list[dict[str, Any]]:
     """Other tracks by the matched track's artist, most popular first."""
     content, collab = bundle.content, bundle.collab
@@ -257,71 +248,7 @@ def more_from_artist(bundle: Bundle, track: str, n: int) -> list[dict[str, Any]]
         return float(collab.popularity[collab.row[content.ids[i]]])
 
     rows.sort(key=lambda i: -popularity(i))
-    return [_brief(bundle, content.ids[i]) for i in rows[:n]]
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """What the tracks offered for an unmatched clip may be (``genres`` in lower case; a
-    ``mood`` word from the content version's lexicon: valence and arousal on the same
-    side as the word's)."""
-
-    genres: frozenset[str] = frozenset()
-    mood: str | None = None
-    year_min: int | None = None
-    year_max: int | None = None
-
-    def allows(self, content: Content, row: int) -> bool:
-        item = content.items[row]
-        if self.genres and str(item.get("genre") or "").lower() not in self.genres:
-            return False
-        if self.year_min is not None or self.year_max is not None:
-            year = item.get("year")
-            if not isinstance(year, int):
-                return False
-            if self.year_min is not None and year < self.year_min:
-                return False
-            if self.year_max is not None and year > self.year_max:
-                return False
-        if self.mood is not None:
-            v, a = content.lexicon[self.mood]
-            tv, ta = (float(x) for x in content.mood[row])
-            if (tv >= 0) != (v >= 0) or (ta >= 0) != (a >= 0):
-                return False
-        return True
-
-
-def check_mood(content: Content | None, mood: str | None) -> None:
-    """Refuse a mood word the served content version does not know (a 422)."""
-    if mood is None:
-        return
-    if content is None or mood not in content.lexicon:
-        known = ", ".join(sorted(content.lexicon)[:12]) if content else ""
-        raise ClipError(
-            f"mood: {mood!r} is not a mood word of the catalog"
-            + (f"; for example {known}" if known else "")
-        )
-
-
-def _sounds_like(
-    bundle: Bundle, head: np.ndarray, n: int, wanted: Wanted
-) -> list[dict[str, Any]] | None:
-    """The catalog tracks nearest the clip in the published audio space (its audio
-    features placed by the content version's reducer), filtered; None when the served
-    content has no such space (no audio, or learned audio vectors)."""
-    content = bundle.content
-    if content is None or content.audio_space is None or head.size < af.N_FFT:
-        return None
-    vec = af.embed_clip(head, content.audio_space)
-    k = len(content.ids) if wanted != Wanted() else max(4 * n, 50)
-    rows, scores = content.search_audio(vec, min(k, len(content.ids)))
-    out = []
-    for r, score in zip(rows.tolist(), scores.tolist(), strict=True):
-        if wanted.allows(content, r):
-            out.append({**_brief(bundle, content.ids[r]), "similarity": round(score, 4)})
-            if len(out) == n:
-                break
-    return out
+    return [brief(bundle, content.ids[i]) for i in rows[:n]]
 
 
 async def identify(
@@ -360,7 +287,7 @@ async def identify(
             **base,
             "matched": True,
             "match": {
-                **_brief(bundle, track),
+                **brief(bundle, track),
                 "votes": found.votes,
                 "runner_up": found.runner_up,
                 "confidence": round(1 - (found.runner_up + 1) / (found.votes + 1), 3),
@@ -374,7 +301,7 @@ async def identify(
             "similar_by": None,
         }
     del audio  # the decoded recording: the features below need only its head
-    similar = await engine.pool.run(_sounds_like, bundle, head, n, wanted)
+    similar = await engine.pool.run(sounds_like, bundle, head, n, wanted)
     by = "audio" if similar is not None else None
     closest = prints.track_ids[found.track] if found is not None else None
     if similar is None and closest is not None:
@@ -382,7 +309,7 @@ async def identify(
         content = bundle.content
         similar = [
             t
-            for t in [_brief(bundle, closest), *(near or {}).get("items", [])]
+            for t in [brief(bundle, closest), *(near or {}).get("items", [])]
             if content is None
             or t["track_id"] not in content.row
             or wanted.allows(content, content.row[t["track_id"]])

@@ -12,10 +12,11 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.deps import ReadAccess, Res
-from api.identify import ClipError, ClipLimits, Wanted, identify
+from api.identify import ClipError, ClipLimits, identify
 from api.playlist import xspf
 from api.query import mood_json, query_recs, similar_tracks
 from api.recommend import artist_key, personal, public_info, track_info
+from api.soundalike import ClipWanted, Wanted
 from api.state import Resources
 from api.validation import StrictJSONRoute, comma_separated, query_error
 from models.io.localaudio import AUDIO_TYPES, servable, trusted_roots
@@ -331,5 +332,5 @@ async def identify_clip(
         return await identify(
             res.engine, res.bundle, res.bundle.fingerprint, data, _n(res, n), limits, wanted
         )
-    except ClipError as exc:
+    except (ClipError, ClipWanted) as exc:
         raise HTTPException(422, str(exc)) from exc

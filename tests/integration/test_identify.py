@@ -32,6 +32,7 @@ pytest.importorskip(
 
 INDEXED = ("imm:calm_acoustic_1", "imm:energetic_acoustic_1", "imm:happy_electronic_1")
 SIBLING = "imm:calm_acoustic_s522"  # same prompt, tempo and key as calm_acoustic_1
+IMPUTED = "imm:calm_acoustic_s411"  # said to have no sound of its own: never offered
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,10 @@ def _publish_content(store: ArtifactStore, urls: dict[str, str]) -> None:
     reducer = audio.Reducer().fit(raw)
     vectors = reducer.transform(raw)
     path = store.stage("content")
-    items = [{**c.track(), "year": 2000 + i} for i, c in enumerate(clips)]
+    items = [
+        {**c.track(), "year": 2000 + i, "has_audio": c.track_id != IMPUTED}
+        for i, c in enumerate(clips)
+    ]
     save_json(path, "item_ids.json", ids)
     save_json(
         path, "items.json", [{k: v for k, v in it.items() if k != "track_id"} for it in items]
@@ -156,6 +160,10 @@ def test_an_unmatched_clip_gets_the_tracks_that_sound_most_like_it(
     )
     # its twin (same prompt, tempo and key) sounds closest
     assert "imm:calm_acoustic_1" in [s["track_id"] for s in similar[:3]]
+    r = client.post("/v1/identify?n=50", files={"file": ("clip.wav", data)})
+    offered = [s["track_id"] for s in r.json()["similar"]]
+    assert len(offered) == len(audio_sources.clips()) - 2  # all but the sibling, the imputed
+    assert IMPUTED not in offered
 
     r = client.post(
         "/v1/identify?genres=electronic&mood=energetic&year_min=2005&n=50",
