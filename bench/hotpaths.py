@@ -14,6 +14,8 @@ e.g. ``git archive <commit> | tar -x -C DIR``, as the baseline) and measures:
 2. 64 closed-loop clients posting distinct long queries to ``POST /v1/recommend``
    (every one a cache miss: the text model encodes each) while one client times
    /healthz and one times the personal route, one request after another;
+   and, over that window, the CPU the API's processes used (in cores) and the
+   share of the whole machine's CPU time that was busy;
 3. resident memory of the API's whole process group (RSS, and PSS, which splits
    pages shared by processes: memory-mapped artifacts, the page cache); with
    ``--memory-only`` only this (written to ``bench/results/hotpaths-memory.json``).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -101,8 +104,8 @@ async def client(base: str, kind: str, concurrency: int, seconds: float) -> dict
     }
 
 
-def group_memory_mib(pid: int) -> dict[str, float]:
-    """RSS and PSS summed over a process and its descendants."""
+def _group(pid: int) -> list[int]:
+    """A process and its descendants."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -115,6 +118,31 @@ def group_memory_mib(pid: int) -> dict[str, float]:
         p = todo.pop()
         seen.append(p)
         todo += children.get(p, [])
+    return seen
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds used so far by these processes."""
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs so far (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
+def group_memory_mib(pid: int) -> dict[str, float]:
+    """RSS and PSS summed over a process and its descendants."""
+    seen = _group(pid)
     rss = pss = 0
     for p in seen:
         try:
@@ -149,17 +177,23 @@ def _result(proc: Any) -> dict[str, Any]:
     return orjson.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def measure(base: str, seconds: float) -> dict[str, Any]:
-    """The three phases against one running API."""
+def measure(base: str, seconds: float, api_pid: int) -> dict[str, Any]:
+    """The three phases against one running API (with the CPU the API's processes and
+    the whole machine used while the query route was flooded)."""
     healthz = _result(_client_proc(base, "healthz", 16, 8))
     personal = _result(_client_proc(base, "personal", 16, 8))
+    api = _group(api_pid)
+    cpu0, busy0, wall0 = _cpu_seconds(api), _machine_busy(), time.monotonic()
     procs = [
         _client_proc(base, "query", 64, seconds),
         _client_proc(base, "healthz", 1, seconds),
         _client_proc(base, "personal", 1, seconds),
     ]
     query, h_during, p_during = (_result(p) for p in procs)
+    cpu1, busy1, wall1 = _cpu_seconds(api), _machine_busy(), time.monotonic()
     return {
+        "flood_api_cores": round((cpu1 - cpu0) / (wall1 - wall0), 2),
+        "flood_machine_busy": round((busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1), 3),
         "healthz_saturated": healthz,
         "personal_saturated": personal,
         "personal_over_healthz": round(personal["ok_rps"] / max(healthz["ok_rps"], 1e-9), 3),
@@ -238,7 +272,7 @@ def run(
                 _wait(base)
                 _loaded_everywhere(base)
                 time.sleep(3)  # the model warm-up encode
-                result = {} if memory_only else measure(base, seconds)
+                result = {} if memory_only else measure(base, seconds, api.pid)
                 runs.append(
                     {"code": label, "processes": n, **result, "memory": group_memory_mib(api.pid)}
                 )
@@ -281,11 +315,14 @@ def render(r: dict[str, Any]) -> str:
                 x.get("query_over_healthz", "-"),
                 x["memory"]["rss_mib"],
                 x["memory"]["pss_mib"],
+                x.get("flood_api_cores", "-"),
+                x.get("flood_machine_busy", "-"),
             ]
         )
     head = ["code", "procs", "healthz p50 ms", "healthz p99 ms", "healthz max ms",
             "personal p99 ms", "query ok/s", "query 503s", "healthz/s", "personal/s",
-            "personal/healthz", "query/healthz", "RSS MiB", "PSS MiB"]  # fmt: skip
+            "personal/healthz", "query/healthz", "RSS MiB", "PSS MiB",
+            "API cores used, flood", "machine busy, flood"]  # fmt: skip
     return table(rows, head)
 
 
