@@ -306,14 +306,15 @@ async def identify(
     closest = prints.track_ids[found.track] if found is not None else None
     if similar is None and closest is not None:
         near = await similar_tracks(engine, bundle, closest, 4 * n)
+        found_tracks = [brief(bundle, closest), *(near or {}).get("items", [])]
         content = bundle.content
-        similar = [
-            t
-            for t in [brief(bundle, closest), *(near or {}).get("items", [])]
-            if content is None
-            or t["track_id"] not in content.row
-            or wanted.allows(content, content.row[t["track_id"]])
-        ][:n]
+        if content is not None:
+            rows = np.array([content.row.get(t["track_id"], -1) for t in found_tracks])
+            passes = np.ones(len(rows), bool)
+            known = rows >= 0  # tracks only the catalog topic describes are not filtered
+            passes[known] = wanted.mask(bundle, rows[known])
+            found_tracks = [t for t, ok in zip(found_tracks, passes, strict=True) if ok]
+        similar = found_tracks[:n]
         by = "landmarks"
     message = "no exact match in the catalog"
     if similar and by == "audio":

@@ -9,7 +9,7 @@ some genres, a mood word's quadrant or years (:class:`Wanted`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from api.bundle import Bundle
 from api.recommend import track_info
 from models import audiofeatures as af
+from models.rerank import Filters, genre_and_year
 from models.serving import Content
 
 
@@ -37,33 +38,23 @@ def brief(bundle: Bundle, track: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Wanted:
-    """What the tracks offered for an unmatched clip may be (``genres`` in lower case; a
-    ``mood`` word from the content version's lexicon: valence and arousal on the same
-    side as the word's)."""
+    """What the tracks offered for an unmatched clip may be: the genre and year filters
+    the other routes take, and a ``mood`` word from the content version's lexicon
+    (valence and arousal on the same sides as the word's)."""
 
-    genres: frozenset[str] = frozenset()
+    filters: Filters = field(default_factory=Filters)
     mood: str | None = None
-    year_min: int | None = None
-    year_max: int | None = None
 
-    def allows(self, content: Content, row: int) -> bool:
-        item = content.items[row]
-        if self.genres and str(item.get("genre") or "").lower() not in self.genres:
-            return False
-        if self.year_min is not None or self.year_max is not None:
-            year = item.get("year")
-            if not isinstance(year, int):
-                return False
-            if self.year_min is not None and year < self.year_min:
-                return False
-            if self.year_max is not None and year > self.year_max:
-                return False
-        if self.mood is not None:
+    def mask(self, bundle: Bundle, rows: np.ndarray) -> np.ndarray:
+        """Which of these content rows pass (content rows are the first item rows)."""
+        items, content = bundle.items, bundle.content
+        genre = items.genre_lower[items.facts.genre[rows]]
+        ok = genre_and_year(self.filters, genre, items.facts.year[rows], items.lower.code.get)
+        if self.mood is not None and content is not None:
             v, a = content.lexicon[self.mood]
-            tv, ta = (float(x) for x in content.mood[row])
-            if (tv >= 0) != (v >= 0) or (ta >= 0) != (a >= 0):
-                return False
-        return True
+            m = np.asarray(content.mood[rows], dtype=np.float64)
+            ok &= ((m[:, 0] >= 0) == (v >= 0)) & ((m[:, 1] >= 0) == (a >= 0))
+        return ok
 
 
 def check_mood(content: Content | None, mood: str | None) -> None:
@@ -108,12 +99,11 @@ def sounds_like(
         return None
     vec = af.embed_clip(head, content.audio_space)
     rows = _heard_rows(content)
+    keep = wanted.mask(bundle, rows)
+    rows = rows[keep]
     scores = np.asarray(content.audio[rows] @ vec, dtype=np.float64)
-    out = []
-    for i in np.argsort(-scores, kind="stable").tolist():
-        r = int(rows[i])
-        if wanted.allows(content, r):
-            out.append({**brief(bundle, content.ids[r]), "similarity": round(scores[i], 4)})
-            if len(out) == n:
-                break
-    return out
+    best = np.argsort(-scores, kind="stable")[:n].tolist()
+    return [
+        {**brief(bundle, content.ids[int(rows[i])]), "similarity": round(scores[i], 4)}
+        for i in best
+    ]

@@ -24,7 +24,7 @@ knowing every status first would give (``api.recommend.rank_alive``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,13 +126,26 @@ def allowed(pool: Pool, filters: Filters, ctx: Context) -> np.ndarray:
     banned = ctx.blocked_artists | filters.exclude_artists
     if banned:
         ok &= ~np.isin(pool.artist, _codes([pool.artists.code_of(a) for a in banned]))
+    ok &= genre_and_year(filters, pool.genre, pool.year, pool.genres.code_of)
+    return ok
+
+
+def genre_and_year(
+    filters: Filters,
+    genre: np.ndarray,
+    year: np.ndarray,
+    code_of: Callable[[str], int | None],
+) -> np.ndarray:
+    """The request's genre and year filters as a mask over tracks: lower-case genre codes
+    (``code_of`` a genre's code), years (NaN: none, which no year range allows)."""
+    ok = np.ones(len(genre), bool)
     if filters.genres:
-        ok &= np.isin(pool.genre, _codes([pool.genres.code_of(g) for g in filters.genres]))
+        ok &= np.isin(genre, _codes([code_of(g) for g in filters.genres]))
     with np.errstate(invalid="ignore"):
         if filters.year_min is not None:
-            ok &= pool.year >= filters.year_min  # NaN (no year) compares False
+            ok &= year >= filters.year_min  # NaN (no year) compares False
         if filters.year_max is not None:
-            ok &= pool.year <= filters.year_max
+            ok &= year <= filters.year_max
     return ok
 
 

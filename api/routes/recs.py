@@ -322,7 +322,7 @@ async def identify_clip(
     year_max: Annotated[int | None, Query(ge=1000, le=2200)] = None,
 ) -> dict[str, Any]:
     filters = _filters(genres, year_min, year_max, None)
-    wanted = Wanted(filters.genres, mood, filters.year_min, filters.year_max)
+    wanted = Wanted(filters, mood)
     data = await file.read()
     if not data:
         raise HTTPException(422, "file: empty upload")
