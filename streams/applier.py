@@ -186,8 +186,6 @@ class Applier:
         rejected: list[tuple[int, Rejected]] = []
         dropped_contexts = 0
         now_ms = int(self.clock() * 1000)
-        by_user = topic == INTERACTIONS
-        routed: dict[str, bool] = {}  # key -> whether it belongs on this partition
         for r in fresh:
             if r.skip:
                 continue
@@ -199,14 +197,6 @@ class Applier:
             rejected += [(r.offset, x) for x in decoded.rejected]
             dropped_contexts += decoded.dropped_contexts
             for e in decoded.events:
-                if TOPIC_OF_TYPE[e.type] == topic:
-                    key = e.user_id if by_user else e.track_id
-                    here = routed.get(key)
-                    if here is None:
-                        here = routed[key] = partition_for(key, self.partitions) == partition
-                    if here:
-                        events.append((r.offset, e))
-                        continue
                 problem = self._misrouted(e, topic, partition)
                 if problem:
                     rejected.append((r.offset, problem))
