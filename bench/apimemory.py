@@ -23,20 +23,16 @@ from typing import Any
 
 import orjson
 
-from bench.common import machine, publish_random_space, save, table
+from bench.common import machine, publish_random_space, save, smaps_kib, table
 
 
 def _memory() -> dict[str, int]:
     """Resident, anonymous and file-backed MiB of this process."""
-    fields: dict[str, int] = {}
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("Rss", "Anonymous"):
-            fields[key] = int(value.split()[0]) // 1024
+    kib = smaps_kib()
     return {
-        "rss_mib": fields["Rss"],
-        "anonymous_mib": fields["Anonymous"],
-        "file_backed_mib": fields["Rss"] - fields["Anonymous"],
+        "rss_mib": kib["Rss"] // 1024,
+        "anonymous_mib": kib["Anonymous"] // 1024,
+        "file_backed_mib": (kib["Rss"] - kib["Anonymous"]) // 1024,
     }
 
 

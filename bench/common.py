@@ -162,6 +162,21 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def smaps_kib(pid: int | str = "self") -> dict[str, int]:
+    """A process's memory totals from ``/proc/<pid>/smaps_rollup`` (kB fields: Rss, Pss,
+    Anonymous, ...); empty when the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines()[1:]:
+        key, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            out[key] = int(value.split()[0])
+    return out
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
     """Write ``bench/results/<name>.json``."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -143,16 +143,11 @@ def _machine_busy() -> tuple[int, int]:
 def group_memory_mib(pid: int) -> dict[str, float]:
     """RSS and PSS summed over a process and its descendants."""
     seen = _group(pid)
-    rss = pss = 0
-    for p in seen:
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-        except OSError:
-            continue
+    from bench.common import smaps_kib
+
+    sizes = [smaps_kib(p) for p in seen]
+    rss = sum(k.get("Rss", 0) for k in sizes)
+    pss = sum(k.get("Pss", 0) for k in sizes)
     return {
         "processes": len(seen),
         "rss_mib": round(rss / 1024, 1),
